@@ -1,0 +1,116 @@
+"""The `astraforge` command line. Commands parse flags and call one function; no logic here.
+
+Every AstraForgeError becomes one line on stderr and its exit code; ``-v`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import click
+
+from astraforge import __version__, events
+from astraforge import config as config_mod
+from astraforge import resources
+from astraforge.ci import detect
+from astraforge.errors import AstraForgeError
+from astraforge.task import Source
+from astraforge.trigger import decide
+
+_state = {"verbose": False}
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="astraforge")
+@click.option("-v", "--verbose", is_flag=True, help="Show tracebacks and debug output.")
+def cli(verbose: bool) -> None:
+    """AstraForge: turn issues, requests and alerts into reviewed pull requests."""
+    _state["verbose"] = verbose
+
+
+@cli.group()
+def event() -> None:
+    """Inspect event payloads."""
+
+
+@event.command("show")
+@click.argument("file", required=False, type=click.Path(path_type=Path))
+@click.option("--source", type=click.Choice([s.value for s in Source]),
+              help="Platform that sent the payload (detected from its shape when omitted).")
+@click.option("--event-name", help="GitHub's X-GitHub-Event or Sentry's Sentry-Hook-Resource.")
+@click.option("--example", help="A bundled real payload instead of FILE (see `event examples`).")
+@click.option("--repo", type=click.Path(path_type=Path, file_okay=False),
+              help="Repository whose .astraforge.yml decides the trigger.")
+@click.option("--config", "config_file", type=click.Path(path_type=Path),
+              help="Configuration file (default: REPO/.astraforge.yml).")
+def event_show(file: Path | None, source: str | None, event_name: str | None,
+               example: str | None, repo: Path | None, config_file: Path | None) -> None:
+    """Print the Task a payload becomes and whether it asks for a run, as JSON.
+
+    Without FILE inside GitHub Actions or GitLab CI, the job's own event is read.
+    """
+    cfg = config_mod.load(repo, file=config_file, env=os.environ)
+    syntax = cfg.trigger.syntax()
+    if example:
+        file = Path(str(resources.resource("examples", f"payloads/{example}.json")))
+    if file is not None:
+        task = events.parse_file(file, source, event_name=event_name, syntax=syntax)
+    else:
+        task = detect.task_from_ci(os.environ, syntax)
+    decision = decide(task, cfg.trigger)
+    _print_json({"task": task.public_dict(), "decision": decision.as_dict()})
+
+
+@event.command("examples")
+def event_examples() -> None:
+    """List the bundled real payloads usable with `event show --example NAME`."""
+    for name in resources.list_names("examples", "payloads"):
+        if name.endswith(".json"):
+            click.echo(name.removesuffix(".json"))
+
+
+@cli.group("config")
+def config_group() -> None:
+    """Inspect the configuration."""
+
+
+@config_group.command("schema")
+def config_schema() -> None:
+    """Print the JSON schema of .astraforge.yml."""
+    click.echo(config_mod.json_schema(), nl=False)
+
+
+@config_group.command("show")
+@click.option("--repo", type=click.Path(path_type=Path, file_okay=False), default=Path("."),
+              show_default=True)
+@click.option("--config", "config_file", type=click.Path(path_type=Path))
+def config_show(repo: Path, config_file: Path | None) -> None:
+    """Print the effective configuration (file, environment and defaults merged)."""
+    cfg = config_mod.load(repo, file=config_file, env=os.environ)
+    _print_json(cfg.model_dump(mode="json"))
+
+
+def _print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        code = cli.main(args=argv, prog_name="astraforge", standalone_mode=False)
+    except AstraForgeError as exc:
+        if _state["verbose"]:
+            traceback.print_exc()
+        click.echo(f"error: {exc.one_line()}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)

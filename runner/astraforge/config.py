@@ -1,0 +1,236 @@
+"""Configuration: `.astraforge.yml` in the target repository, action inputs / environment,
+and command-line flags.
+
+Precedence, highest first: command-line flags > environment (action inputs, GitLab template
+inputs) > the repository's file > defaults.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from astraforge.errors import ConfigError
+from astraforge.events.commands import CommandSyntax
+
+CONFIG_FILES = (".astraforge.yml", ".astraforge.yaml")
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class TriggerConfig(_Section):
+    """What asks for a run, and who may ask."""
+
+    label: str = Field(default="astraforge", description="issue label that starts a run")
+    command: str = Field(default="/astraforge",
+                         description="comment prefix that starts a run: `/astraforge fix ...`")
+    mention: str = Field(default="@astraforge",
+                         description="handle whose mention in a comment starts a run; '' disables")
+    dispatch_types: list[str] = Field(
+        default_factory=lambda: ["astraforge-alert", "astraforge"],
+        description="repository_dispatch event types that start a run")
+    permission: Literal["admin", "maintain", "write"] = Field(
+        default="write", description="least repository permission a requester needs")
+    allowed_users: list[str] = Field(
+        default_factory=list, description="logins allowed to trigger; empty means anyone with "
+        "the required permission")
+    allowed_bots: list[str] = Field(
+        default_factory=list, description="exact bot logins (e.g. `renovate[bot]`) allowed to "
+        "trigger; other `[bot]` logins never do")
+    denied_users: list[str] = Field(default_factory=list, description="logins that never trigger")
+    bot_logins: list[str] = Field(
+        default_factory=lambda: ["astraforge[bot]", "github-actions[bot]"],
+        description="AstraForge's own accounts: their events never trigger a run")
+    alert_levels: list[str] = Field(
+        default_factory=lambda: ["error", "fatal"],
+        description="alert levels that start a run (an alert without a level passes)")
+    environments: list[str] = Field(
+        default_factory=list, description="alert environments that start a run; empty means all")
+
+    def syntax(self) -> CommandSyntax:
+        return CommandSyntax(command=self.command, mention=self.mention)
+
+
+class ModelConfig(_Section):
+    """The LLM, reached through any OpenAI-compatible API."""
+
+    name: str = Field(default="gpt-4.1", description="model name as the API knows it")
+    base_url: str | None = Field(default=None, description="API base URL; default OpenAI's, or "
+                                 "OPENAI_BASE_URL")
+    api_key_env: str = Field(default="OPENAI_API_KEY",
+                             description="name of the environment variable holding the API key")
+    temperature: float = Field(default=0.0, ge=0, le=2)
+    timeout_seconds: float = Field(default=120.0, gt=0, description="per request")
+    extra_headers: dict[str, str] = Field(default_factory=dict)
+
+
+class SandboxSettings(_Section):
+    """Where the agent's commands run."""
+
+    backend: Literal["docker", "bwrap"] = "docker"
+    image: str = Field(default="python:3.12-slim", description="sandbox image (docker backend)")
+
+
+class Budgets(_Section):
+    """Hard limits the runner enforces on the agent."""
+
+    max_turns: int = Field(default=40, ge=1)
+    max_tokens: int = Field(default=2_000_000, ge=1000)
+    max_cost_usd: float = Field(default=5.0, ge=0)
+    timeout_minutes: float = Field(default=30.0, gt=0, description="wall time of the agent")
+
+
+class PublishConfig(_Section):
+    """How results are published."""
+
+    branch_prefix: str = Field(default="astraforge", pattern=r"^[A-Za-z0-9._/-]+$")
+    draft: bool = Field(default=False, description="open pull requests as drafts")
+    labels: list[str] = Field(default_factory=lambda: ["astraforge"],
+                              description="labels added to the pull request")
+
+
+class Config(_Section):
+    """`.astraforge.yml`: every field is optional."""
+
+    trigger: TriggerConfig = Field(default_factory=TriggerConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    engine: Literal["builtin"] = Field(default="builtin", description="the agent engine")
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    setup: list[str] = Field(default_factory=list,
+                             description="commands run in the sandbox before the agent starts")
+    test_command: str | None = Field(default=None,
+                                     description="how to run the tests; detected when unset")
+    budgets: Budgets = Field(default_factory=Budgets)
+    publish: PublishConfig = Field(default_factory=PublishConfig)
+    policy: str | None = Field(default=None, description="policy file in the repository, read "
+                               "from the default branch; the bundled default when unset")
+    dry_run: bool = Field(default=False, description="do everything except write to the forge")
+
+
+# Environment variables (action inputs and GitLab template inputs pass through these).
+ENV_FIELDS: dict[str, str] = {
+    "ASTRAFORGE_TRIGGER_LABEL": "trigger.label",
+    "ASTRAFORGE_TRIGGER_PHRASE": "trigger.command",
+    "ASTRAFORGE_MODEL": "model.name",
+    "OPENAI_BASE_URL": "model.base_url",
+    "ASTRAFORGE_OPENAI_BASE_URL": "model.base_url",
+    "ASTRAFORGE_BACKEND": "sandbox.backend",
+    "ASTRAFORGE_SANDBOX_IMAGE": "sandbox.image",
+    "ASTRAFORGE_MAX_TURNS": "budgets.max_turns",
+    "ASTRAFORGE_MAX_COST_USD": "budgets.max_cost_usd",
+    "ASTRAFORGE_TIMEOUT_MINUTES": "budgets.timeout_minutes",
+    "ASTRAFORGE_DRAFT": "publish.draft",
+    "ASTRAFORGE_DRY_RUN": "dry_run",
+}
+CONFIG_FILE_ENV = "ASTRAFORGE_CONFIG_FILE"
+
+
+def _set_path(target: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        child = target.get(part)
+        if not isinstance(child, dict):
+            child = target[part] = {}
+        target = child
+    target[leaf] = value
+
+
+def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_file(path: Path) -> dict[str, Any]:
+    try:
+        raw = path.read_bytes()[: MAX_CONFIG_BYTES + 1]
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the configuration file ({exc.strerror})",
+                          "pass an existing file with --config or ASTRAFORGE_CONFIG_FILE") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: configuration file is larger than 1 MiB")
+    try:
+        data = yaml.safe_load(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8", "save the file as UTF-8") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}: invalid YAML{where}", "fix the YAML syntax") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the configuration must be a mapping, got "
+                          f"{type(data).__name__}")
+    return data
+
+
+def env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    for name, dotted in ENV_FIELDS.items():
+        value = env.get(name, "").strip()
+        if value:
+            _set_path(overrides, dotted, value)
+    return overrides
+
+
+def validate(data: Mapping[str, Any], origin: str) -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ConfigError(f"{origin}: {where}: {first['msg']}{more}") from None
+
+
+def load(repo: Path | None = None, *, file: Path | None = None,
+         env: Mapping[str, str] | None = None,
+         cli: Mapping[str, Any] | None = None) -> Config:
+    """Build the configuration from defaults, the repository's file, the environment and flags.
+
+    ``cli`` maps dotted field names (``"model.name"``) to values; None values are ignored.
+    """
+    env = env if env is not None else {}
+    origin = "defaults"
+    data: dict[str, Any] = {}
+    named = file or (Path(env[CONFIG_FILE_ENV]) if env.get(CONFIG_FILE_ENV) else None)
+    if named is not None:
+        if repo is not None and not named.is_absolute():
+            named = repo / named
+        if not named.is_file():
+            raise ConfigError(f"{named}: configuration file not found",
+                              "create it (`astraforge config schema` lists the fields) or drop "
+                              "the option")
+        data, origin = read_file(named), str(named)
+    elif repo is not None:
+        found = next((repo / n for n in CONFIG_FILES if (repo / n).is_file()), None)
+        if found is not None:
+            data, origin = read_file(found), str(found)
+    validate(data, origin)  # name the file when the file itself is wrong
+    data = _merge(data, env_overrides(env))
+    validate(data, f"{origin} + environment")
+    flags: dict[str, Any] = {}
+    for dotted, value in (cli or {}).items():
+        if value is not None:
+            _set_path(flags, dotted, value)
+    return validate(_merge(data, flags), f"{origin} + environment + flags")
+
+
+def json_schema() -> str:
+    schema = Config.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "AstraForge configuration (.astraforge.yml)"
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"

@@ -1,0 +1,52 @@
+"""The one way to read files shipped with AstraForge (prompts, templates, policies, examples).
+
+Installed, they live inside the wheel under ``astraforge/_data``; in a source checkout they
+are the top-level folders of the repository. Nothing is ever read from the current
+directory, which is the user's repository.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from importlib.abc import Traversable
+from pathlib import Path
+
+from astraforge.errors import AstraForgeError
+
+KINDS = ("prompts", "templates", "policies", "examples")
+
+
+def _root(kind: str) -> Traversable:
+    if kind not in KINDS:
+        raise ValueError(f"unknown resource kind {kind!r}")
+    packaged = resources.files("astraforge").joinpath("_data", kind)
+    if packaged.is_dir():
+        return packaged
+    # Source checkout (editable install): the folder beside runner/.
+    return Path(__file__).resolve().parents[2] / kind
+
+
+def resource(kind: str, name: str) -> Traversable:
+    """Return a shipped resource, e.g. ``resource("examples", "payloads/sentry-event-alert.json")``."""
+    node = _root(kind)
+    for part in name.split("/"):
+        node = node.joinpath(part)
+    if not node.is_file():
+        raise AstraForgeError(
+            f"bundled resource {kind}/{name} is missing",
+            "reinstall AstraForge; the package is incomplete",
+        )
+    return node
+
+
+def read_text(kind: str, name: str) -> str:
+    return resource(kind, name).read_text(encoding="utf-8")
+
+
+def list_names(kind: str, folder: str = "") -> list[str]:
+    node = _root(kind)
+    for part in filter(None, folder.split("/")):
+        node = node.joinpath(part)
+    if not node.is_dir():
+        return []
+    return sorted(child.name for child in node.iterdir() if child.is_file())

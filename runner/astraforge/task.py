@@ -1,0 +1,146 @@
+"""The normalized Task: what every payload from every platform becomes."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Source(StrEnum):
+    GITHUB = "github"
+    GITLAB = "gitlab"
+    SENTRY = "sentry"
+    GLITCHTIP = "glitchtip"
+    MANUAL = "manual"
+
+
+class Kind(StrEnum):
+    ISSUE = "issue"
+    COMMENT_COMMAND = "comment_command"
+    ALERT = "alert"
+    REQUEST = "request"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Repository(_Model):
+    forge: str = Field(description="github, gitlab or local")
+    owner: str = Field(description="owner login or GitLab namespace path")
+    name: str
+    default_branch: str | None = None
+    url: str | None = None
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.owner}/{self.name}"
+
+
+class Requester(_Model):
+    login: str
+    association: str | None = Field(
+        default=None, description="GitHub author_association, or a permission the payload states"
+    )
+    is_bot: bool = False
+
+
+class Links(_Model):
+    issue: str | None = None
+    comment: str | None = None
+    alert: str | None = None
+    event: str | None = None
+
+
+class Frame(_Model):
+    filename: str | None = None
+    abs_path: str | None = None
+    module: str | None = None
+    function: str | None = None
+    lineno: int | None = None
+    colno: int | None = None
+    in_app: bool | None = None
+    context_line: str | None = None
+    pre_context: list[str] = Field(default_factory=list)
+    post_context: list[str] = Field(default_factory=list)
+
+
+class Breadcrumb(_Model):
+    timestamp: str | float | None = None
+    category: str | None = None
+    level: str | None = None
+    message: str | None = None
+    type: str | None = None
+
+
+class RequestInfo(_Model):
+    method: str | None = None
+    url: str | None = None
+    query: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class Alert(_Model):
+    issue_id: str | None = None
+    short_id: str | None = None
+    event_id: str | None = None
+    organization: str | None = None
+    project: str | None = None
+    platform: str | None = None
+    level: str | None = None
+    status: str | None = None
+    culprit: str | None = None
+    environment: str | None = None
+    release: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    request: RequestInfo | None = None
+    breadcrumbs: list[Breadcrumb] = Field(default_factory=list)
+    exception_type: str | None = None
+    exception_value: str | None = None
+    frames: list[Frame] = Field(
+        default_factory=list, description="oldest call first; the crashing frame is last"
+    )
+    frames_dropped: int = Field(default=0, description="frames left out to cap the payload")
+    needs_fetch: bool = Field(
+        default=False, description="the payload has no frames: fetch the issue's latest event"
+    )
+    rule: str | None = None
+
+
+class Task(_Model):
+    source: Source
+    kind: Kind
+    event: str = Field(description="the platform's event name, e.g. issues.labeled, event_alert")
+    repository: Repository | None = None
+    number: int | None = Field(default=None, description="issue number (GitHub) or iid (GitLab)")
+    on_pull_request: bool = Field(
+        default=False, description="the comment was made on a pull/merge request"
+    )
+    title: str
+    body: str = ""
+    instruction: str | None = Field(
+        default=None, description="free text after the command or mention, or a plain request"
+    )
+    invocation: Literal["command", "mention"] | None = Field(
+        default=None, description="how a comment asked for a run, if it did"
+    )
+    requester: Requester | None = None
+    labels: list[str] = Field(default_factory=list)
+    added_label: str | None = Field(default=None, description="the label this event added")
+    links: Links = Field(default_factory=Links)
+    fingerprint: str = Field(description="stable id of the problem, e.g. github:o/r#12")
+    alert: Alert | None = None
+    raw: dict[str, Any] = Field(default_factory=dict, exclude=True, repr=False)
+
+    def top_frame(self) -> Frame | None:
+        """The crashing frame: the last in-app frame, else the last frame."""
+        if not self.alert or not self.alert.frames:
+            return None
+        in_app = [f for f in self.alert.frames if f.in_app]
+        return (in_app or self.alert.frames)[-1]
+
+    def public_dict(self) -> dict[str, Any]:
+        """The Task as JSON-ready data, without the raw payload."""
+        return self.model_dump(mode="json", exclude={"raw"})
