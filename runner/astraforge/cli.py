@@ -14,9 +14,8 @@ from typing import Any
 
 import click
 
-from astraforge import __version__, events
+from astraforge import __version__, events, resources
 from astraforge import config as config_mod
-from astraforge import resources
 from astraforge.ci import detect
 from astraforge.errors import AstraForgeError
 from astraforge.task import Source
@@ -40,16 +39,32 @@ def event() -> None:
 
 @event.command("show")
 @click.argument("file", required=False, type=click.Path(path_type=Path))
-@click.option("--source", type=click.Choice([s.value for s in Source]),
-              help="Platform that sent the payload (detected from its shape when omitted).")
+@click.option(
+    "--source",
+    type=click.Choice([s.value for s in Source]),
+    help="Platform that sent the payload (detected from its shape when omitted).",
+)
 @click.option("--event-name", help="GitHub's X-GitHub-Event or Sentry's Sentry-Hook-Resource.")
 @click.option("--example", help="A bundled real payload instead of FILE (see `event examples`).")
-@click.option("--repo", type=click.Path(path_type=Path, file_okay=False),
-              help="Repository whose .astraforge.yml decides the trigger.")
-@click.option("--config", "config_file", type=click.Path(path_type=Path),
-              help="Configuration file (default: REPO/.astraforge.yml).")
-def event_show(file: Path | None, source: str | None, event_name: str | None,
-               example: str | None, repo: Path | None, config_file: Path | None) -> None:
+@click.option(
+    "--repo",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Repository whose .astraforge.yml decides the trigger.",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path),
+    help="Configuration file (default: REPO/.astraforge.yml).",
+)
+def event_show(
+    file: Path | None,
+    source: str | None,
+    event_name: str | None,
+    example: str | None,
+    repo: Path | None,
+    config_file: Path | None,
+) -> None:
     """Print the Task a payload becomes and whether it asks for a run, as JSON.
 
     Without FILE inside GitHub Actions or GitLab CI, the job's own event is read.
@@ -86,8 +101,9 @@ def config_schema() -> None:
 
 
 @config_group.command("show")
-@click.option("--repo", type=click.Path(path_type=Path, file_okay=False), default=Path("."),
-              show_default=True)
+@click.option(
+    "--repo", type=click.Path(path_type=Path, file_okay=False), default=Path("."), show_default=True
+)
 @click.option("--config", "config_file", type=click.Path(path_type=Path))
 def config_show(repo: Path, config_file: Path | None) -> None:
     """Print the effective configuration (file, environment and defaults merged)."""

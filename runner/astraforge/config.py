@@ -30,30 +30,41 @@ class TriggerConfig(_Section):
     """What asks for a run, and who may ask."""
 
     label: str = Field(default="astraforge", description="issue label that starts a run")
-    command: str = Field(default="/astraforge",
-                         description="comment prefix that starts a run: `/astraforge fix ...`")
-    mention: str = Field(default="@astraforge",
-                         description="handle whose mention in a comment starts a run; '' disables")
+    command: str = Field(
+        default="/astraforge", description="comment prefix that starts a run: `/astraforge fix ...`"
+    )
+    mention: str = Field(
+        default="@astraforge",
+        description="handle whose mention in a comment starts a run; '' disables",
+    )
     dispatch_types: list[str] = Field(
         default_factory=lambda: ["astraforge-alert", "astraforge"],
-        description="repository_dispatch event types that start a run")
+        description="repository_dispatch event types that start a run",
+    )
     permission: Literal["admin", "maintain", "write"] = Field(
-        default="write", description="least repository permission a requester needs")
+        default="write", description="least repository permission a requester needs"
+    )
     allowed_users: list[str] = Field(
-        default_factory=list, description="logins allowed to trigger; empty means anyone with "
-        "the required permission")
+        default_factory=list,
+        description="logins allowed to trigger; empty means anyone with the required permission",
+    )
     allowed_bots: list[str] = Field(
-        default_factory=list, description="exact bot logins (e.g. `renovate[bot]`) allowed to "
-        "trigger; other `[bot]` logins never do")
+        default_factory=list,
+        description="exact bot logins (e.g. `renovate[bot]`) allowed to "
+        "trigger; other `[bot]` logins never do",
+    )
     denied_users: list[str] = Field(default_factory=list, description="logins that never trigger")
     bot_logins: list[str] = Field(
         default_factory=lambda: ["astraforge[bot]", "github-actions[bot]"],
-        description="AstraForge's own accounts: their events never trigger a run")
+        description="AstraForge's own accounts: their events never trigger a run",
+    )
     alert_levels: list[str] = Field(
         default_factory=lambda: ["error", "fatal"],
-        description="alert levels that start a run (an alert without a level passes)")
+        description="alert levels that start a run (an alert without a level passes)",
+    )
     environments: list[str] = Field(
-        default_factory=list, description="alert environments that start a run; empty means all")
+        default_factory=list, description="alert environments that start a run; empty means all"
+    )
 
     def syntax(self) -> CommandSyntax:
         return CommandSyntax(command=self.command, mention=self.mention)
@@ -63,10 +74,12 @@ class ModelConfig(_Section):
     """The LLM, reached through any OpenAI-compatible API."""
 
     name: str = Field(default="gpt-4.1", description="model name as the API knows it")
-    base_url: str | None = Field(default=None, description="API base URL; default OpenAI's, or "
-                                 "OPENAI_BASE_URL")
-    api_key_env: str = Field(default="OPENAI_API_KEY",
-                             description="name of the environment variable holding the API key")
+    base_url: str | None = Field(
+        default=None, description="API base URL; default OpenAI's, or OPENAI_BASE_URL"
+    )
+    api_key_env: str = Field(
+        default="OPENAI_API_KEY", description="name of the environment variable holding the API key"
+    )
     temperature: float = Field(default=0.0, ge=0, le=2)
     timeout_seconds: float = Field(default=120.0, gt=0, description="per request")
     extra_headers: dict[str, str] = Field(default_factory=dict)
@@ -93,8 +106,9 @@ class PublishConfig(_Section):
 
     branch_prefix: str = Field(default="astraforge", pattern=r"^[A-Za-z0-9._/-]+$")
     draft: bool = Field(default=False, description="open pull requests as drafts")
-    labels: list[str] = Field(default_factory=lambda: ["astraforge"],
-                              description="labels added to the pull request")
+    labels: list[str] = Field(
+        default_factory=lambda: ["astraforge"], description="labels added to the pull request"
+    )
 
 
 class Config(_Section):
@@ -104,14 +118,19 @@ class Config(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     engine: Literal["builtin"] = Field(default="builtin", description="the agent engine")
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
-    setup: list[str] = Field(default_factory=list,
-                             description="commands run in the sandbox before the agent starts")
-    test_command: str | None = Field(default=None,
-                                     description="how to run the tests; detected when unset")
+    setup: list[str] = Field(
+        default_factory=list, description="commands run in the sandbox before the agent starts"
+    )
+    test_command: str | None = Field(
+        default=None, description="how to run the tests; detected when unset"
+    )
     budgets: Budgets = Field(default_factory=Budgets)
     publish: PublishConfig = Field(default_factory=PublishConfig)
-    policy: str | None = Field(default=None, description="policy file in the repository, read "
-                               "from the default branch; the bundled default when unset")
+    policy: str | None = Field(
+        default=None,
+        description="policy file in the repository, read "
+        "from the default branch; the bundled default when unset",
+    )
     dry_run: bool = Field(default=False, description="do everything except write to the forge")
 
 
@@ -157,8 +176,10 @@ def read_file(path: Path) -> dict[str, Any]:
     try:
         raw = path.read_bytes()[: MAX_CONFIG_BYTES + 1]
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the configuration file ({exc.strerror})",
-                          "pass an existing file with --config or ASTRAFORGE_CONFIG_FILE") from None
+        raise ConfigError(
+            f"{path}: cannot read the configuration file ({exc.strerror})",
+            "pass an existing file with --config or ASTRAFORGE_CONFIG_FILE",
+        ) from None
     if len(raw) > MAX_CONFIG_BYTES:
         raise ConfigError(f"{path}: configuration file is larger than 1 MiB")
     try:
@@ -172,8 +193,7 @@ def read_file(path: Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the configuration must be a mapping, got "
-                          f"{type(data).__name__}")
+        raise ConfigError(f"{path}: the configuration must be a mapping, got {type(data).__name__}")
     return data
 
 
@@ -196,9 +216,13 @@ def validate(data: Mapping[str, Any], origin: str) -> Config:
         raise ConfigError(f"{origin}: {where}: {first['msg']}{more}") from None
 
 
-def load(repo: Path | None = None, *, file: Path | None = None,
-         env: Mapping[str, str] | None = None,
-         cli: Mapping[str, Any] | None = None) -> Config:
+def load(
+    repo: Path | None = None,
+    *,
+    file: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    cli: Mapping[str, Any] | None = None,
+) -> Config:
     """Build the configuration from defaults, the repository's file, the environment and flags.
 
     ``cli`` maps dotted field names (``"model.name"``) to values; None values are ignored.
@@ -211,9 +235,10 @@ def load(repo: Path | None = None, *, file: Path | None = None,
         if repo is not None and not named.is_absolute():
             named = repo / named
         if not named.is_file():
-            raise ConfigError(f"{named}: configuration file not found",
-                              "create it (`astraforge config schema` lists the fields) or drop "
-                              "the option")
+            raise ConfigError(
+                f"{named}: configuration file not found",
+                "create it (`astraforge config schema` lists the fields) or drop the option",
+            )
         data, origin = read_file(named), str(named)
     elif repo is not None:
         found = next((repo / n for n in CONFIG_FILES if (repo / n).is_file()), None)

@@ -22,6 +22,9 @@ class AstraForgeError(Exception):
         text = f"{self.message} (fix: {self.remediation})"
         return " ".join(text.split())
 
+    def __str__(self) -> str:
+        return self.one_line()
+
 
 class UsageError(AstraForgeError):
     exit_code = 2
@@ -54,7 +57,9 @@ class ForgeError(AstraForgeError):
 
 class SandboxError(AstraForgeError):
     exit_code = 6
-    default_remediation = "check that a Docker daemon or bubblewrap is available (`astraforge doctor`)"
+    default_remediation = (
+        "check that a Docker daemon or bubblewrap is available (`astraforge doctor`)"
+    )
 
 
 class ModelError(AstraForgeError):

@@ -27,7 +27,7 @@ def _root(kind: str) -> Traversable:
 
 
 def resource(kind: str, name: str) -> Traversable:
-    """Return a shipped resource, e.g. ``resource("examples", "payloads/sentry-event-alert.json")``."""
+    """A shipped file, e.g. ``resource("examples", "payloads/sentry-event-alert.json")``."""
     node = _root(kind)
     for part in name.split("/"):
         node = node.joinpath(part)

@@ -68,7 +68,7 @@ def _actor_guard(task: Task, config: TriggerConfig) -> Decision | None:
 
 def _dispatch_type(task: Task) -> str | None:
     prefix = "repository_dispatch."
-    return task.event[len(prefix):] if task.event.startswith(prefix) else None
+    return task.event[len(prefix) :] if task.event.startswith(prefix) else None
 
 
 def _issue(task: Task, config: TriggerConfig) -> Decision:
@@ -95,8 +95,9 @@ def _comment(task: Task, config: TriggerConfig) -> Decision:
             how += f" or mention {config.mention!r}"
         return _no(f"the comment does not {how}")
     if task.on_pull_request:
-        return _no("the command was given on a pull/merge request; AstraForge acts on issues "
-                   "and alerts")
+        return _no(
+            "the command was given on a pull/merge request; AstraForge acts on issues and alerts"
+        )
     if action == "edited" and _previous_comment_invoked(task, config):
         return _no("the comment was edited, and its earlier text already asked for a run")
     asked = "gives the command" if task.invocation == "command" else "mentions the handle"

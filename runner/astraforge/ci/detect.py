@@ -37,8 +37,9 @@ def detect(env: Mapping[str, str]) -> CIEnvironment:
         run_id = env.get("GITHUB_RUN_ID")
         return CIEnvironment(
             name="github",
-            repository=Repository(forge="github", owner=owner, name=name,
-                                  url=f"{server}/{full}") if owner and name else None,
+            repository=Repository(forge="github", owner=owner, name=name, url=f"{server}/{full}")
+            if owner and name
+            else None,
             api_url=env.get("GITHUB_API_URL", "https://api.github.com"),
             run_url=f"{server}/{full}/actions/runs/{run_id}" if run_id and full else None,
         )
@@ -48,9 +49,15 @@ def detect(env: Mapping[str, str]) -> CIEnvironment:
         server = env.get("CI_SERVER_URL", "https://gitlab.com").rstrip("/")
         return CIEnvironment(
             name="gitlab",
-            repository=Repository(forge="gitlab", owner=owner, name=name,
-                                  default_branch=env.get("CI_DEFAULT_BRANCH"),
-                                  url=env.get("CI_PROJECT_URL")) if owner else None,
+            repository=Repository(
+                forge="gitlab",
+                owner=owner,
+                name=name,
+                default_branch=env.get("CI_DEFAULT_BRANCH"),
+                url=env.get("CI_PROJECT_URL"),
+            )
+            if owner
+            else None,
             api_url=env.get("CI_API_V4_URL", f"{server}/api/v4"),
             run_url=env.get("CI_JOB_URL"),
         )
@@ -65,8 +72,10 @@ def task_from_ci(env: Mapping[str, str], syntax: CommandSyntax | None = None) ->
     elif ci.name == "gitlab":
         task = _gitlab(env, syntax)
     else:
-        raise UsageError("not running in GitHub Actions or GitLab CI, and no event file given",
-                         "pass --event FILE (a saved webhook payload)")
+        raise UsageError(
+            "not running in GitHub Actions or GitLab CI, and no event file given",
+            "pass --event FILE (a saved webhook payload)",
+        )
     if task.repository is None and ci.repository is not None:
         task = task.model_copy(update={"repository": ci.repository})
     return task
@@ -76,8 +85,10 @@ def _github(env: Mapping[str, str], syntax: CommandSyntax | None) -> Task:
     name = env.get("GITHUB_EVENT_NAME")
     path = env.get("GITHUB_EVENT_PATH")
     if not name or not path:
-        raise UsageError("GITHUB_EVENT_NAME or GITHUB_EVENT_PATH is not set",
-                         "run AstraForge as a step of a GitHub Actions job")
+        raise UsageError(
+            "GITHUB_EVENT_NAME or GITHUB_EVENT_PATH is not set",
+            "run AstraForge as a step of a GitHub Actions job",
+        )
     return events.parse_file(Path(path), "github", event_name=name, syntax=syntax)
 
 
@@ -86,8 +97,10 @@ def _gitlab(env: Mapping[str, str], syntax: CommandSyntax | None) -> Task:
         raw = env[PAYLOAD_VARIABLE].encode()
         payload = events.decode_payload(raw, PAYLOAD_VARIABLE)
         if not forwarded.is_forwarded(payload):
-            raise PayloadError(f"{PAYLOAD_VARIABLE} does not hold an AstraForge payload",
-                               "set it from the AstraForge relay")
+            raise PayloadError(
+                f"{PAYLOAD_VARIABLE} does not hold an AstraForge payload",
+                "set it from the AstraForge relay",
+            )
         return events.parse(payload, syntax=syntax)
     trigger = env.get("TRIGGER_PAYLOAD")
     if trigger:

@@ -61,8 +61,9 @@ def encode(task: Task, max_chars: int = MAX_CHARS) -> dict[str, Any]:
     return payload
 
 
-def _shrink_strings(node: Any, trimmed: dict[str, int], max_chars: int,
-                    payload: dict[str, Any]) -> None:
+def _shrink_strings(
+    node: Any, trimmed: dict[str, int], max_chars: int, payload: dict[str, Any]
+) -> None:
     """Last resort: cut every long string in the task until the payload fits."""
     limit = 2048
     while _size(payload) > max_chars and limit >= 16:
@@ -73,8 +74,13 @@ def _shrink_strings(node: Any, trimmed: dict[str, int], max_chars: int,
 
 
 def _cut(node: Any, limit: int, trimmed: dict[str, int]) -> None:
-    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(
-        node, list) else ()
+    items = (
+        node.items()
+        if isinstance(node, dict)
+        else enumerate(node)
+        if isinstance(node, list)
+        else ()
+    )
     for key, value in list(items):
         if isinstance(value, str) and len(value) > limit:
             node[key] = value[:limit]
@@ -86,8 +92,10 @@ def _cut(node: Any, limit: int, trimmed: dict[str, int]) -> None:
 def decode(payload: dict[str, Any], path: str = "$") -> Task:
     version = payload.get(MARKER)
     if version != VERSION:
-        raise PayloadError(f"field {path}.{MARKER} is {version!r}; this runner reads version "
-                           f"{VERSION}", "upgrade the runner or the relay so that they match")
+        raise PayloadError(
+            f"field {path}.{MARKER} is {version!r}; this runner reads version {VERSION}",
+            "upgrade the runner or the relay so that they match",
+        )
     try:
         return Task.model_validate(payload["task"])
     except ValidationError as exc:

@@ -10,8 +10,13 @@ from astraforge.events.commands import CommandSyntax, find_invocation
 from astraforge.events.payload import MAX_TEXT, Node, digest, title_of
 from astraforge.task import Kind, Links, Repository, Requester, Source, Task
 
-SUPPORTED = ("issues", "issue_comment", "pull_request_review_comment", "repository_dispatch",
-             "workflow_dispatch")
+SUPPORTED = (
+    "issues",
+    "issue_comment",
+    "pull_request_review_comment",
+    "repository_dispatch",
+    "workflow_dispatch",
+)
 REQUEST_INPUTS = ("request", "prompt", "task", "instructions")
 
 
@@ -29,12 +34,15 @@ def infer_event_name(payload: dict[str, Any]) -> str:
             return "issues" if name == "issue" else name
     if "pusher" in keys:
         return "push"
-    raise PayloadError("payload is not a recognizable GitHub event (no issue, comment, "
-                       "client_payload or inputs)", "pass --github-event NAME or --source")
+    raise PayloadError(
+        "payload is not a recognizable GitHub event (no issue, comment, client_payload or inputs)",
+        "pass --github-event NAME or --source",
+    )
 
 
-def parse(payload: dict[str, Any], event_name: str | None = None,
-          syntax: CommandSyntax | None = None) -> Task:
+def parse(
+    payload: dict[str, Any], event_name: str | None = None, syntax: CommandSyntax | None = None
+) -> Task:
     name = event_name or infer_event_name(payload)
     syntax = syntax or CommandSyntax()
     root = Node(payload)
@@ -51,40 +59,58 @@ def parse(payload: dict[str, Any], event_name: str | None = None,
 
 def repository(root: Node) -> Repository:
     repo = root.obj("repository")
-    full = repo.str("full_name")
+    full = repo.string("full_name")
     owner, _, name = full.partition("/")
     if not owner or not name:
         repo.fail("full_name", f"must look like owner/name, got {full!r}")
-    return Repository(forge="github", owner=owner, name=name,
-                      default_branch=repo.opt_str("default_branch"), url=repo.opt_str("html_url"))
+    return Repository(
+        forge="github",
+        owner=owner,
+        name=name,
+        default_branch=repo.opt_str("default_branch"),
+        url=repo.opt_str("html_url"),
+    )
 
 
 def requester(user: Node, association: str | None = None) -> Requester:
-    login = user.str("login")
+    login = user.string("login")
     is_bot = user.opt_str("type") == "Bot" or login.endswith("[bot]")
     return Requester(login=login, association=association, is_bot=is_bot)
 
 
 def _labels(issue: Node) -> list[str]:
-    return [label.str("name") if label.is_obj() else label.as_str() for label in issue.list("labels")]
+    return [
+        label.string("name") if label.is_obj() else label.as_str()
+        for label in issue.array("labels")
+    ]
 
 
 def _issue(root: Node, payload: dict[str, Any]) -> Task:
     repo = repository(root)
     issue = root.obj("issue")
-    number = issue.int("number")
+    number = issue.integer("number")
     author = issue.obj("user")
     sender = root.opt_obj("sender") or author
-    association = (issue.opt_str("author_association")
-                   if sender.value.get("login") == author.value.get("login") else None)
+    association = (
+        issue.opt_str("author_association")
+        if sender.value.get("login") == author.value.get("login")
+        else None
+    )
     label = root.opt_obj("label")
     return Task(
-        source=Source.GITHUB, kind=Kind.ISSUE, event=f"issues.{root.opt_str('action') or 'unknown'}",
-        repository=repo, number=number, title=issue.str("title"),
-        body=issue.opt_str("body", MAX_TEXT) or "", requester=requester(sender, association),
-        labels=_labels(issue), added_label=label.opt_str("name") if label else None,
+        source=Source.GITHUB,
+        kind=Kind.ISSUE,
+        event=f"issues.{root.opt_str('action') or 'unknown'}",
+        repository=repo,
+        number=number,
+        title=issue.string("title"),
+        body=issue.opt_str("body", MAX_TEXT) or "",
+        requester=requester(sender, association),
+        labels=_labels(issue),
+        added_label=label.opt_str("name") if label else None,
         links=Links(issue=issue.opt_str("html_url")),
-        fingerprint=f"github:{repo.full_name}#{number}", raw=payload,
+        fingerprint=f"github:{repo.full_name}#{number}",
+        raw=payload,
     )
 
 
@@ -97,37 +123,50 @@ def _comment(root: Node, payload: dict[str, Any], name: str, syntax: CommandSynt
     else:
         target = root.obj("pull_request")
         on_pr = True
-    number = target.int("number")
+    number = target.integer("number")
     text = comment.opt_str("body", MAX_TEXT) or ""
     invocation = find_invocation(text, syntax)
     return Task(
-        source=Source.GITHUB, kind=Kind.COMMENT_COMMAND,
+        source=Source.GITHUB,
+        kind=Kind.COMMENT_COMMAND,
         event=f"{name}.{root.opt_str('action') or 'unknown'}",
-        repository=repo, number=number, on_pull_request=on_pr, title=target.str("title"),
+        repository=repo,
+        number=number,
+        on_pull_request=on_pr,
+        title=target.string("title"),
         body=target.opt_str("body", MAX_TEXT) or "",
         instruction=invocation.instruction if invocation else text,
         invocation=invocation.how if invocation else None,
         requester=requester(comment.obj("user"), comment.opt_str("author_association")),
         labels=_labels(target),
         links=Links(issue=target.opt_str("html_url"), comment=comment.opt_str("html_url")),
-        fingerprint=f"github:{repo.full_name}#{number}", raw=payload,
+        fingerprint=f"github:{repo.full_name}#{number}",
+        raw=payload,
     )
 
 
 def _dispatch(root: Node, payload: dict[str, Any]) -> Task:
     repo = repository(root)
-    event_type = root.str("action")
+    event_type = root.string("action")
     client = root.obj("client_payload")
     if forwarded.is_forwarded(client.value):
         task = forwarded.decode(client.value, path=client.path)
-        return task.model_copy(update={"repository": repo, "raw": payload,
-                                       "event": f"repository_dispatch.{event_type}"})
+        return task.model_copy(
+            update={
+                "repository": repo,
+                "raw": payload,
+                "event": f"repository_dispatch.{event_type}",
+            }
+        )
     request = client.opt_str("request", MAX_TEXT)
     return Task(
-        source=Source.MANUAL if request else Source.GITHUB, kind=Kind.REQUEST,
-        event=f"repository_dispatch.{event_type}", repository=repo,
+        source=Source.MANUAL if request else Source.GITHUB,
+        kind=Kind.REQUEST,
+        event=f"repository_dispatch.{event_type}",
+        repository=repo,
         title=title_of(request) if request else f"repository_dispatch {event_type}",
-        instruction=request, requester=_sender(root),
+        instruction=request,
+        requester=_sender(root),
         fingerprint=f"github:{repo.full_name}:dispatch:{digest(request or event_type)}",
         raw=payload,
     )
@@ -140,15 +179,18 @@ def _workflow_dispatch(root: Node, payload: dict[str, Any]) -> Task:
     if inputs:
         request = next((inputs.opt_str(k, MAX_TEXT) for k in REQUEST_INPUTS if inputs.has(k)), None)
     return Task(
-        source=Source.MANUAL, kind=Kind.REQUEST, event="workflow_dispatch", repository=repo,
+        source=Source.MANUAL,
+        kind=Kind.REQUEST,
+        event="workflow_dispatch",
+        repository=repo,
         title=title_of(request) if request else "workflow_dispatch without a request",
-        instruction=request, requester=_sender(root),
-        fingerprint=f"github:{repo.full_name}:request:{digest(request or '')}", raw=payload,
+        instruction=request,
+        requester=_sender(root),
+        fingerprint=f"github:{repo.full_name}:request:{digest(request or '')}",
+        raw=payload,
     )
 
 
 def _sender(root: Node) -> Requester | None:
     sender = root.opt_obj("sender")
     return requester(sender) if sender else None
-
-

@@ -15,7 +15,7 @@ REQUEST_VARIABLE = "ASTRAFORGE_REQUEST"
 
 def parse(payload: dict[str, Any], syntax: CommandSyntax | None = None) -> Task:
     root = Node(payload)
-    kind = root.str("object_kind")
+    kind = root.string("object_kind")
     if kind == "issue":
         return _issue(root, payload)
     if kind == "note":
@@ -24,32 +24,38 @@ def parse(payload: dict[str, Any], syntax: CommandSyntax | None = None) -> Task:
 
 
 def repository(project: Node) -> Repository:
-    path = project.str("path_with_namespace")
+    path = project.string("path_with_namespace")
     owner, _, name = path.rpartition("/")
     if not owner:
         project.fail("path_with_namespace", f"must look like group/project, got {path!r}")
-    return Repository(forge="gitlab", owner=owner, name=name,
-                      default_branch=project.opt_str("default_branch"),
-                      url=project.opt_str("web_url"))
+    return Repository(
+        forge="gitlab",
+        owner=owner,
+        name=name,
+        default_branch=project.opt_str("default_branch"),
+        url=project.opt_str("web_url"),
+    )
 
 
 def _user(root: Node) -> Requester | None:
     user = root.opt_obj("user")
     if not user:
         return None
-    login = user.str("username")
+    login = user.string("username")
     return Requester(login=login, is_bot=user.opt_str("bot") == "true" or "_bot" in login)
 
 
 def _label_titles(node: Node, key: str) -> list[str]:
-    return [label.opt_str("title") or "" if label.is_obj() else label.as_str()
-            for label in node.list(key)]
+    return [
+        label.opt_str("title") or "" if label.is_obj() else label.as_str()
+        for label in node.array(key)
+    ]
 
 
 def _issue(root: Node, payload: dict[str, Any]) -> Task:
     repo = repository(root.obj("project"))
     attrs = root.obj("object_attributes")
-    iid = attrs.int("iid")
+    iid = attrs.integer("iid")
     labels = _label_titles(root, "labels") or _label_titles(attrs, "labels")
     added = None
     changes = root.opt_obj("changes")
@@ -59,37 +65,51 @@ def _issue(root: Node, payload: dict[str, Any]) -> Task:
         new = [t for t in _label_titles(label_change, "current") if t not in before]
         added = new[0] if new else None
     return Task(
-        source=Source.GITLAB, kind=Kind.ISSUE,
-        event=f"issue.{attrs.opt_str('action') or 'unknown'}", repository=repo, number=iid,
-        title=attrs.str("title"), body=attrs.opt_str("description", MAX_TEXT) or "",
-        requester=_user(root), labels=labels, added_label=added,
+        source=Source.GITLAB,
+        kind=Kind.ISSUE,
+        event=f"issue.{attrs.opt_str('action') or 'unknown'}",
+        repository=repo,
+        number=iid,
+        title=attrs.string("title"),
+        body=attrs.opt_str("description", MAX_TEXT) or "",
+        requester=_user(root),
+        labels=labels,
+        added_label=added,
         links=Links(issue=attrs.opt_str("url")),
-        fingerprint=f"gitlab:{repo.full_name}#{iid}", raw=payload,
+        fingerprint=f"gitlab:{repo.full_name}#{iid}",
+        raw=payload,
     )
 
 
 def _note(root: Node, payload: dict[str, Any], syntax: CommandSyntax) -> Task:
     repo = repository(root.obj("project"))
     attrs = root.obj("object_attributes")
-    noteable = attrs.str("noteable_type")
+    noteable = attrs.string("noteable_type")
     if noteable == "Issue":
         target, on_mr = root.obj("issue"), False
     elif noteable == "MergeRequest":
         target, on_mr = root.obj("merge_request"), True
     else:
         raise UnsupportedEventError(f"GitLab comment on a {noteable} is not one AstraForge acts on")
-    iid = target.int("iid")
+    iid = target.integer("iid")
     text = attrs.opt_str("note", MAX_TEXT) or ""
     invocation = find_invocation(text, syntax)
     return Task(
-        source=Source.GITLAB, kind=Kind.COMMENT_COMMAND,
-        event=f"note.{noteable.lower()}", repository=repo, number=iid, on_pull_request=on_mr,
-        title=target.str("title"), body=target.opt_str("description", MAX_TEXT) or "",
+        source=Source.GITLAB,
+        kind=Kind.COMMENT_COMMAND,
+        event=f"note.{noteable.lower()}",
+        repository=repo,
+        number=iid,
+        on_pull_request=on_mr,
+        title=target.string("title"),
+        body=target.opt_str("description", MAX_TEXT) or "",
         instruction=invocation.instruction if invocation else text,
-        invocation=invocation.how if invocation else None, requester=_user(root),
+        invocation=invocation.how if invocation else None,
+        requester=_user(root),
         labels=_label_titles(target, "labels"),
         links=Links(issue=target.opt_str("url"), comment=attrs.opt_str("url")),
-        fingerprint=f"gitlab:{repo.full_name}#{iid}", raw=payload,
+        fingerprint=f"gitlab:{repo.full_name}#{iid}",
+        raw=payload,
     )
 
 
@@ -97,22 +117,35 @@ def from_variables(env: Mapping[str, str]) -> Task:
     """A plain-language request passed as a pipeline variable (api, web or trigger pipelines)."""
     request = (env.get(REQUEST_VARIABLE) or "").strip()
     if not request:
-        raise PayloadError(f"the pipeline has no {REQUEST_VARIABLE} variable and no TRIGGER_PAYLOAD",
-                           f"run the pipeline with {REQUEST_VARIABLE}='what to fix', or trigger it "
-                           "with a webhook")
+        raise PayloadError(
+            f"the pipeline has no {REQUEST_VARIABLE} variable and no TRIGGER_PAYLOAD",
+            f"run the pipeline with {REQUEST_VARIABLE}='what to fix', or trigger it with a webhook",
+        )
     path = env.get("CI_PROJECT_PATH", "")
     owner, _, name = path.rpartition("/")
-    repo = Repository(forge="gitlab", owner=owner, name=name,
-                      default_branch=env.get("CI_DEFAULT_BRANCH"),
-                      url=env.get("CI_PROJECT_URL")) if owner else None
+    repo = (
+        Repository(
+            forge="gitlab",
+            owner=owner,
+            name=name,
+            default_branch=env.get("CI_DEFAULT_BRANCH"),
+            url=env.get("CI_PROJECT_URL"),
+        )
+        if owner
+        else None
+    )
     login = env.get("GITLAB_USER_LOGIN")
     return Task(
-        source=Source.MANUAL, kind=Kind.REQUEST,
-        event=f"pipeline.{env.get('CI_PIPELINE_SOURCE', 'unknown')}", repository=repo,
-        title=title_of(request), instruction=request[:MAX_TEXT],
+        source=Source.MANUAL,
+        kind=Kind.REQUEST,
+        event=f"pipeline.{env.get('CI_PIPELINE_SOURCE', 'unknown')}",
+        repository=repo,
+        title=title_of(request),
+        instruction=request[:MAX_TEXT],
         requester=Requester(login=login) if login else None,
         links=Links(event=env.get("CI_PIPELINE_URL")),
-        fingerprint=f"gitlab:{path}:request:{digest(request)}" if path
+        fingerprint=f"gitlab:{path}:request:{digest(request)}"
+        if path
         else f"manual:{digest(request)}",
         raw={name: env[name] for name in (REQUEST_VARIABLE, "CI_PIPELINE_SOURCE") if name in env},
     )

@@ -29,20 +29,23 @@ def looks_like(payload: dict[str, Any]) -> bool:
 
 def parse(payload: dict[str, Any]) -> Task:
     root = Node(payload)
-    attachments = [a for a in root.list("attachments") if a.is_obj()]
+    attachments = [a for a in root.array("attachments") if a.is_obj()]
     if attachments:
         return _slack(root, attachments[0], payload)
-    sections = [s for s in root.list("sections") if s.is_obj()]
+    sections = [s for s in root.array("sections") if s.is_obj()]
     if sections:
         return _teams(sections[0], payload)
     raise PayloadError("GlitchTip payload has neither attachments[] nor sections[]")
 
 
 def _slack(root: Node, item: Node, payload: dict[str, Any]) -> Task:
-    title = item.str("title")
+    title = item.string("title")
     url = item.opt_str("title_link")
-    fields = {f.opt_str("title") or "": f.opt_str("value") or "" for f in item.list("fields")
-              if f.is_obj()}
+    fields = {
+        f.opt_str("title") or "": f.opt_str("value") or ""
+        for f in item.array("fields")
+        if f.is_obj()
+    }
     alert = _alert(title, url)
     alert.culprit = item.opt_str("text")
     alert.project = fields.get("Project") or None
@@ -54,7 +57,7 @@ def _slack(root: Node, item: Node, payload: dict[str, Any]) -> Task:
 
 
 def _teams(section: Node, payload: dict[str, Any]) -> Task:
-    title = section.str("activityTitle")
+    title = section.string("activityTitle")
     match = _LINK.search(section.opt_str("activitySubtitle") or "")
     url = match["url"] if match else None
     alert = _alert(title, url)
@@ -66,13 +69,24 @@ def _teams(section: Node, payload: dict[str, Any]) -> Task:
 def _alert(title: str, url: str | None) -> Alert:
     match = _ISSUE_URL.search(url or "")
     exc_type, sep, exc_value = title.partition(": ")
-    return Alert(issue_id=match["id"] if match else None,
-                 organization=match["org"] if match else None,
-                 exception_type=exc_type if sep else None,
-                 exception_value=exc_value if sep else None, needs_fetch=True)
+    return Alert(
+        issue_id=match["id"] if match else None,
+        organization=match["org"] if match else None,
+        exception_type=exc_type if sep else None,
+        exception_value=exc_value if sep else None,
+        needs_fetch=True,
+    )
 
 
 def _task(title: str, url: str | None, alert: Alert, event: str, payload: dict[str, Any]) -> Task:
     key = alert.issue_id or alert.short_id or title
-    return Task(source=Source.GLITCHTIP, kind=Kind.ALERT, event=event, title=title, alert=alert,
-                links=Links(alert=url), fingerprint=f"glitchtip:{key}", raw=payload)
+    return Task(
+        source=Source.GLITCHTIP,
+        kind=Kind.ALERT,
+        event=event,
+        title=title,
+        alert=alert,
+        links=Links(alert=url),
+        fingerprint=f"glitchtip:{key}",
+        raw=payload,
+    )

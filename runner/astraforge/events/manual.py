@@ -14,9 +14,15 @@ def looks_like(payload: dict[str, Any]) -> bool:
 
 def parse(payload: dict[str, Any]) -> Task:
     root = Node(payload)
-    request = root.str("request", MAX_TEXT)
+    request = root.string("request", MAX_TEXT)
     login = root.opt_str("requester")
-    return Task(source=Source.MANUAL, kind=Kind.REQUEST, event="request",
-                title=root.opt_str("title") or title_of(request), instruction=request,
-                requester=Requester(login=login) if login else None,
-                fingerprint=f"manual:{digest(request)}", raw=payload)
+    return Task(
+        source=Source.MANUAL,
+        kind=Kind.REQUEST,
+        event="request",
+        title=root.opt_str("title") or title_of(request),
+        instruction=request,
+        requester=Requester(login=login) if login else None,
+        fingerprint=f"manual:{digest(request)}",
+        raw=payload,
+    )

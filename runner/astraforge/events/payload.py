@@ -32,7 +32,7 @@ def _type_name(value: object) -> str:
 
 
 class Node:
-    """A position in a JSON document: ``Node(payload).obj("issue").int("number")``."""
+    """A position in a JSON document: ``Node(payload).obj("issue").integer("number")``."""
 
     def __init__(self, value: Any, path: str = "$") -> None:
         self.value = value
@@ -69,7 +69,7 @@ class Node:
             self.fail(key, f"must be an object, got {_type_name(value)}")
         return Node(value, self._sub(key))
 
-    def str(self, key: str, limit: int = MAX_SHORT) -> str:
+    def string(self, key: str, limit: int = MAX_SHORT) -> str:
         """A required, non-empty string."""
         value = self.opt_str(key, limit)
         if not value:
@@ -84,7 +84,7 @@ class Node:
             self.fail(key, f"must be a string, got {_type_name(value)}")
         return cap(str(value), limit)
 
-    def int(self, key: str) -> int:
+    def integer(self, key: str) -> int:
         value = self.opt_int(key)
         if value is None:
             self.fail(key, "is required")
@@ -112,7 +112,7 @@ class Node:
             return bool(value)
         self.fail(key, f"must be a boolean, got {_type_name(value)}")
 
-    def list(self, key: str, limit: int = MAX_ITEMS, keep: str = "head") -> list[Node]:
+    def array(self, key: str, limit: int = MAX_ITEMS, keep: str = "head") -> list[Node]:
         """An optional array (missing = empty), capped to ``limit`` items from head or tail."""
         value = self._get(key)
         if value is None:
