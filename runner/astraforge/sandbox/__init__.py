@@ -1,0 +1,22 @@
+"""Sandboxes: where every agent command runs. Backends are imported lazily."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from astraforge.sandbox.base import ExecResult, Sandbox, SandboxConfig
+from astraforge.sandbox.config import BwrapConfig, DockerConfig, SandboxSpec
+
+__all__ = ["BwrapConfig", "DockerConfig", "ExecResult", "Sandbox", "SandboxConfig",
+           "SandboxSpec", "open_sandbox"]
+
+
+def open_sandbox(config: SandboxSpec, workspace: Path, *, run_id: str | None = None) -> Sandbox:
+    """A not-yet-started sandbox holding a copy of ``workspace``; use it as a context manager."""
+    if config.type == "docker":
+        from astraforge.sandbox.docker import DockerSandbox
+
+        return DockerSandbox(config, workspace, run_id=run_id)
+    from astraforge.sandbox.bwrap import BwrapSandbox
+
+    return BwrapSandbox(config, workspace, run_id=run_id)

@@ -1,0 +1,44 @@
+"""Tagged sandbox configurations: ``type: docker | bwrap``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+WORKSPACE = "/workspace"
+SANDBOX_UID = 1000
+
+
+class _Common(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    memory_mb: int = Field(default=2048, ge=64, description="memory limit (memory+swap)")
+    cpus: float = Field(default=2.0, gt=0)
+    pids: int = Field(default=512, ge=16, description="process limit")
+    tmp_mb: int = Field(default=512, ge=16, description="size of the /tmp tmpfs")
+    home_mb: int = Field(default=128, ge=8, description="size of the $HOME tmpfs")
+    workspace_mb: int = Field(default=4096, ge=16, description="size cap of the workspace")
+    nofile: int = Field(default=4096, ge=64)
+    command_timeout: float = Field(default=600.0, gt=0, description="default per command")
+    output_limit: int = Field(default=64 * 1024, ge=1024,
+                              description="bytes of each stream kept (head and tail halves)")
+    env_allow: list[str] = Field(default_factory=list,
+                                 description="runner variables copied into the sandbox")
+    setup_network: bool = Field(default=False,
+                                description="allow network for the setup phase only")
+
+
+class DockerConfig(_Common):
+    type: Literal["docker"] = "docker"
+    image: str = "python:3.12-slim"
+    docker_host: str | None = Field(default=None, description="default: DOCKER_HOST or socket")
+
+
+class BwrapConfig(_Common):
+    type: Literal["bwrap"] = "bwrap"
+    ro_binds: list[str] = Field(default_factory=lambda: ["/usr", "/bin", "/lib", "/lib64",
+                                                         "/sbin", "/etc"])
+
+
+SandboxSpec = Annotated[DockerConfig | BwrapConfig, Field(discriminator="type")]

@@ -1,0 +1,370 @@
+"""The Docker backend: a hardened container per run, the workspace copied in and out as tar.
+
+Works against a local socket and a remote daemon (``DOCKER_HOST=tcp://...``, as with
+GitLab's docker:dind): nothing is bind-mounted, so the container never sees the runner's
+files. The workspace lives on a per-run volume (``put_archive`` cannot write into a tmpfs
+or a read-only root), everything else is read-only or a size-capped tmpfs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import socket
+import struct
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import PurePosixPath
+from types import TracebackType
+from typing import Any, Self
+
+from astraforge.errors import SandboxError
+from astraforge.sandbox.base import Changes, ExecResult
+from astraforge.sandbox.config import SANDBOX_UID, WORKSPACE, DockerConfig
+from astraforge.sandbox.session import ShellSession
+from astraforge.sandbox.workspace import Shadow, pack
+
+LABEL = "io.astraforge.sandbox"
+PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+HOME = "/home/sandbox"
+
+
+def client(config: DockerConfig) -> Any:
+    try:
+        import docker
+    except ImportError as exc:  # pragma: no cover - a dependency of the package
+        raise SandboxError("the docker SDK is not installed", "pip install docker") from exc
+    try:
+        if config.docker_host:
+            api = docker.DockerClient(base_url=config.docker_host, timeout=120)
+        else:
+            api = docker.from_env(timeout=120)
+        api.ping()
+    except Exception as exc:
+        raise SandboxError(f"cannot reach the Docker daemon ({type(exc).__name__}: {exc})",
+                           "start dockerd or set DOCKER_HOST, or use --backend bwrap") from None
+    return api
+
+
+def host_config(config: DockerConfig, volume: str, network: bool = False) -> dict[str, Any]:
+    """The hardened settings; :func:`verify` checks the created container against them."""
+    from docker.types import Mount, Ulimit
+
+    uid = SANDBOX_UID
+    return {
+        "network_mode": "none" if not network else "default",
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges:true"],
+        "read_only": True,
+        "privileged": False,
+        "user": f"{uid}:{uid}",
+        "mounts": [Mount(target=WORKSPACE, source=volume, type="volume")],
+        "tmpfs": {
+            "/tmp": f"rw,nosuid,nodev,size={config.tmp_mb}m,mode=1777",
+            HOME: f"rw,nosuid,nodev,size={config.home_mb}m,uid={uid},gid={uid},mode=700",
+        },
+        "mem_limit": f"{config.memory_mb}m",
+        "memswap_limit": f"{config.memory_mb}m",
+        "nano_cpus": int(config.cpus * 1e9),
+        "pids_limit": config.pids,
+        "ulimits": [Ulimit(name="nofile", soft=config.nofile, hard=config.nofile),
+                    Ulimit(name="core", soft=0, hard=0)],
+        "init": True,
+        "ports": {},
+        "use_config_proxy": False,
+    }
+
+
+def verify(attrs: dict[str, Any], config: DockerConfig, volume: str) -> list[str]:
+    """Differences between a container's actual HostConfig and the policy."""
+    host = attrs.get("HostConfig") or {}
+    problems = []
+    expect = {
+        "NetworkMode": "none", "CapDrop": ["ALL"], "ReadonlyRootfs": True, "Privileged": False,
+        "Memory": config.memory_mb * 2**20, "MemorySwap": config.memory_mb * 2**20,
+        "NanoCpus": int(config.cpus * 1e9), "PidsLimit": config.pids, "Init": True,
+    }
+    for key, want in expect.items():
+        if host.get(key) != want:
+            problems.append(f"{key} is {host.get(key)!r}, policy says {want!r}")
+    if "no-new-privileges:true" not in (host.get("SecurityOpt") or []):
+        problems.append("no-new-privileges is not set")
+    if host.get("CapAdd"):
+        problems.append(f"capabilities added: {host['CapAdd']}")
+    if host.get("Binds"):
+        problems.append(f"host paths are bind-mounted: {host['Binds']}")
+    mounts = attrs.get("Mounts") or []
+    for mount in mounts:
+        if mount.get("Type") == "bind" or "docker.sock" in str(mount.get("Source", "")):
+            problems.append(f"bind mount of {mount.get('Source')}")
+        if mount.get("Type") == "volume" and mount.get("Name") != volume:
+            problems.append(f"unexpected volume {mount.get('Name')}")
+    if host.get("PortBindings"):
+        problems.append("ports are published")
+    if set((host.get("Tmpfs") or {})) != {"/tmp", HOME}:
+        problems.append(f"tmpfs mounts are {sorted(host.get('Tmpfs') or {})}")
+    ulimits = {u["Name"]: u for u in host.get("Ulimits") or []}
+    if ulimits.get("nofile", {}).get("Hard") != config.nofile or "core" not in ulimits:
+        problems.append("nofile/core ulimits are not set")
+    user = (attrs.get("Config") or {}).get("User", "")
+    if user.split(":")[0] in ("", "0", "root"):
+        problems.append("the container runs as root")
+    return problems
+
+
+class DockerSandbox:
+    def __init__(self, config: DockerConfig, workspace: os.PathLike[str] | str, *,
+                 run_id: str | None = None) -> None:
+        self.config = config
+        self.workspace = os.fspath(workspace)
+        self.run_id = run_id or uuid.uuid4().hex[:12]
+        self.name = f"astraforge-{self.run_id}"
+        self._docker: Any = None
+        self._container: Any = None
+        self._volume: Any = None
+        self._session: ShellSession | None = None
+        self._sock: Any = None
+        self._shadow: Shadow | None = None
+        self._reader: threading.Thread | None = None
+        self._send_lock = threading.Lock()
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
+        import docker.errors
+
+        self._docker = client(self.config)
+        labels = {LABEL: "1", f"{LABEL}.run": self.run_id}
+        try:
+            self._docker.images.get(self.config.image)
+        except docker.errors.ImageNotFound:
+            try:
+                self._docker.images.pull(self.config.image)
+            except docker.errors.APIError as exc:
+                raise SandboxError(f"sandbox image {self.config.image!r} is not available "
+                                   f"({exc.explanation})",
+                                   "pull or build the image, or set sandbox.image") from None
+        # A tmpfs-backed volume: owned by the sandbox user, size-capped, and (unlike a tmpfs
+        # mount) writable through put_archive once the container runs.
+        self._volume = self._docker.volumes.create(
+            name=f"{self.name}-ws", labels=labels, driver="local",
+            driver_opts={"type": "tmpfs", "device": "tmpfs",
+                         "o": f"size={self.config.workspace_mb}m,uid={SANDBOX_UID},"
+                              f"gid={SANDBOX_UID},mode=0755"})
+        with tempfile.TemporaryFile() as archive:
+            pack(_path(self.workspace), archive)
+            self._shadow = Shadow(archive)
+            archive.seek(0)
+            self._container = self._docker.containers.create(
+                self.config.image, ["sleep", "2147483647"], name=self.name, labels=labels,
+                environment=self._env(), working_dir=WORKSPACE, detach=True,
+                **host_config(self.config, self._volume.name))
+            self._container.reload()
+            problems = verify(self._container.attrs, self.config, self._volume.name)
+            if problems:
+                raise SandboxError("the sandbox container is not locked down: "
+                                   + "; ".join(problems), "report this as a bug")
+            self._container.start()
+            if not self._container.put_archive(WORKSPACE, archive):
+                raise SandboxError("copying the workspace into the sandbox failed")
+        self._open_session()
+
+    def _env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        env = {"PATH": PATH, "HOME": HOME, "LANG": "C.UTF-8", "USER": "sandbox",
+               "TMPDIR": "/tmp"}  # noqa: S108
+        env.update({k: os.environ[k] for k in self.config.env_allow if k in os.environ})
+        env.update(extra or {})
+        return env
+
+    def _open_session(self) -> None:
+        api = self._docker.api
+        exec_id = api.exec_create(self._container.id, ["/bin/sh"], stdin=True, stdout=True,
+                                  stderr=True, tty=False, user=f"{SANDBOX_UID}:{SANDBOX_UID}",
+                                  workdir=WORKSPACE, environment=self._env())["Id"]
+        sock = api.exec_start(exec_id, socket=True, demux=False)
+        self._sock = getattr(sock, "_sock", sock)
+        self._sock.settimeout(None)
+        session = ShellSession(self._send, self.config.output_limit, WORKSPACE)
+        self._session = session
+        self._reader = threading.Thread(target=self._read_frames, args=(session,), daemon=True)
+        self._reader.start()
+        session.start()
+
+    def _send(self, data: bytes) -> None:
+        with self._send_lock:
+            self._sock.sendall(data)
+
+    def _read_frames(self, session: ShellSession) -> None:
+        sock = self._sock
+        try:
+            while True:
+                header = _recv_exact(sock, 8)
+                if header is None:
+                    break
+                stream, size = header[0], struct.unpack(">I", header[4:])[0]
+                remaining = size
+                while remaining:
+                    chunk = sock.recv(min(remaining, 1 << 16))
+                    if not chunk:
+                        return
+                    remaining -= len(chunk)
+                    session.feed(stream, chunk)
+        except OSError:
+            pass
+        finally:
+            session.close()
+
+    def stop(self) -> None:
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.close()
+            self._sock = None
+        if self._container is not None:
+            with contextlib.suppress(Exception):
+                self._container.remove(force=True)
+            self._container = None
+        if self._volume is not None:
+            with contextlib.suppress(Exception):
+                self._volume.remove(force=True)
+            self._volume = None
+        if self._shadow is not None:
+            self._shadow.close()
+            self._shadow = None
+        self._session = None
+
+    # -- the protocol -----------------------------------------------------------------------
+    def run(self, cmd: str, timeout: float | None = None,
+            env: dict[str, str] | None = None) -> ExecResult:
+        if self._session is None:
+            raise SandboxError("the sandbox is not started")
+        started = time.time()
+        result = self._session.run(cmd, timeout or self.config.command_timeout, env)
+        if result.exit_code == 137 and not result.timed_out and self._oom_since(started):
+            result = ExecResult(**{**result.__dict__, "oom_killed": True})
+        return result
+
+    def _oom_since(self, since: float) -> bool:
+        events = self._docker.api.events(
+            since=int(since) - 1, until=int(time.time()) + 1, decode=True,
+            filters={"container": self._container.id, "event": "oom"})
+        try:
+            return any(True for _ in events)
+        finally:
+            events.close()
+
+    def read_file(self, path: str) -> bytes:
+        target = _confine(path)
+        import docker.errors
+
+        try:
+            stream, _ = self._container.get_archive(target)
+        except docker.errors.NotFound:
+            raise FileNotFoundError(path) from None
+        buffer = io.BytesIO(b"".join(stream))
+        import tarfile
+
+        with tarfile.open(fileobj=buffer) as tar:
+            member = tar.next()
+            if member is None or not member.isreg():
+                raise IsADirectoryError(path) if member and member.isdir() else OSError(
+                    f"{path} is not a regular file")
+            handle = tar.extractfile(member)
+            assert handle is not None
+            return handle.read()
+
+    def write_file(self, path: str, data: bytes) -> None:
+        target = PurePosixPath(_confine(path))
+        parent = str(target.parent)
+        self.run(f"mkdir -p '{parent}'", timeout=30)
+        import tarfile
+
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            info = tarfile.TarInfo(target.name)
+            info.size, info.mode, info.uid, info.gid = len(data), 0o644, SANDBOX_UID, SANDBOX_UID
+            info.mtime = int(time.time())
+            tar.addfile(info, io.BytesIO(data))
+        if not self._container.put_archive(parent, buffer.getvalue()):
+            raise SandboxError(f"writing {path} into the sandbox failed")
+
+    def list_files(self) -> list[str]:
+        result = self.run(f"cd {WORKSPACE} && find . -path ./.git -prune -o \\( -type f -o "
+                          "-type l \\) -print", timeout=120)
+        return sorted(line[2:] for line in result.stdout.splitlines() if line.startswith("./"))
+
+    def changes(self) -> Changes:
+        if self._shadow is None or self._container is None:
+            raise SandboxError("the sandbox is not started")
+        stream, _ = self._container.get_archive(WORKSPACE + "/.")
+        with tempfile.TemporaryFile() as archive:
+            for chunk in stream:
+                archive.write(chunk)
+            archive.seek(0)
+            return self._shadow.diff(archive, strip="./")
+
+
+def _recv_exact(sock: socket.socket, size: int) -> bytes | None:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
+def _path(value: str) -> Any:
+    from pathlib import Path
+
+    return Path(value)
+
+
+def _confine(path: str) -> str:
+    """Resolve a workspace-relative path lexically; refuse anything outside the workspace."""
+    parts: list[str] = []
+    for part in PurePosixPath(path).parts:
+        if part in ("/", "."):
+            continue
+        if part == "..":
+            if not parts:
+                raise PermissionError(f"{path} is outside the workspace")
+            parts.pop()
+        else:
+            parts.append(part)
+    if PurePosixPath(path).is_absolute() and not path.startswith(WORKSPACE + "/"):
+        raise PermissionError(f"{path} is outside the workspace")
+    if path.startswith(WORKSPACE + "/"):
+        parts = parts[1:]
+    return "/".join([WORKSPACE, *parts])
+
+
+def gc(config: DockerConfig | None = None) -> list[str]:
+    """Remove every leftover sandbox container and volume (by label); return their names."""
+    api = client(config or DockerConfig())
+    removed = []
+    for container in api.containers.list(all=True, filters={"label": LABEL}):
+        with contextlib.suppress(Exception):
+            container.remove(force=True)
+            removed.append(container.name)
+    for volume in api.volumes.list(filters={"label": LABEL}):
+        with contextlib.suppress(Exception):
+            volume.remove(force=True)
+            removed.append(volume.name)
+    return removed

@@ -1,0 +1,120 @@
+"""Moving a workspace in and out of a sandbox as tar, and computing its changes on the runner.
+
+Nothing here follows a link that came out of a sandbox: archives are extracted with
+:func:`tarfile.tar_filter` (no member outside the destination, through a link or otherwise),
+symlinks come back as symlinks, and the diff is taken by a private git repository that
+records a link as a link.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO
+
+from astraforge.git import run_git
+from astraforge.sandbox.base import Changes
+from astraforge.sandbox.config import SANDBOX_UID
+
+EXCLUDED = {".git"}
+
+
+def pack(source: Path, out: IO[bytes], uid: int = SANDBOX_UID) -> None:
+    """Write ``source`` (without .git) as a tar owned by ``uid``, with a ``.`` entry first."""
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        def owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
+            info.uid = info.gid = uid
+            info.uname = info.gname = ""
+            return info
+
+        root = tar.gettarinfo(str(source), arcname=".")
+        root.mode = 0o755
+        tar.addfile(owned(root))
+        for path in _walk(source):
+            rel = path.relative_to(source).as_posix()
+            info = tar.gettarinfo(str(path), arcname=rel)
+            if info.isreg():
+                with path.open("rb") as handle:
+                    tar.addfile(owned(info), handle)
+            elif info.isdir() or info.issym():
+                tar.addfile(owned(info))
+    out.seek(0)
+
+
+def _walk(root: Path) -> Iterable[Path]:
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in EXCLUDED)
+        base = Path(dirpath)
+        for name in dirnames:
+            yield base / name
+        for name in sorted(filenames):
+            yield base / name
+
+
+def extract(archive: IO[bytes], dest: Path, strip: str = "") -> list[str]:
+    """Extract a tar stream into ``dest`` safely; return the members that were refused."""
+    skipped: list[str] = []
+
+    def guard(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo | None:
+        name = member.name
+        if strip:
+            if name == strip.rstrip("/"):
+                return None
+            if not name.startswith(strip):
+                skipped.append(name)
+                return None
+            member = member.replace(name=name[len(strip):], deep=False)
+        if member.name in ("", ".", "./") or member.name.split("/")[0] in EXCLUDED:
+            return None
+        if not (member.isreg() or member.isdir() or member.issym() or member.islnk()):
+            skipped.append(member.name)
+            return None
+        try:
+            return tarfile.tar_filter(member, path)
+        except tarfile.FilterError:
+            skipped.append(member.name)
+            return None
+
+    with tarfile.open(fileobj=archive, mode="r|*") as tar:
+        tar.extractall(dest, filter=guard)
+    return skipped
+
+
+class Shadow:
+    """A private git repository holding the starting tree, to diff what comes back."""
+
+    def __init__(self, start_tar: IO[bytes]) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="astraforge-shadow-"))
+        run_git(["init", "-q", "-b", "base", "."], self.dir)
+        extract(start_tar, self.dir)
+        run_git(["add", "-A", "--force", "."], self.dir)
+        run_git(["commit", "-q", "--allow-empty", "--no-verify", "-m", "start"], self.dir)
+
+    def diff(self, end_tar: IO[bytes], strip: str = "") -> Changes:
+        for child in self.dir.iterdir():
+            if child.name == ".git":
+                continue
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+        skipped = extract(end_tar, self.dir, strip)
+        run_git(["add", "-A", "--force", "."], self.dir)
+        status = run_git(["diff", "--cached", "--name-status", "--no-renames", "-z", "HEAD"],
+                         self.dir).stdout.decode("utf-8", "surrogateescape").split("\0")
+        added: list[str] = []
+        modified: list[str] = []
+        deleted: list[str] = []
+        buckets = {"A": added, "M": modified, "D": deleted, "T": modified}
+        for code, name in zip(status[0::2], status[1::2], strict=False):
+            buckets.get(code[:1], modified).append(name)
+        patch = run_git(["diff", "--cached", "--binary", "--no-renames", "HEAD"], self.dir).stdout
+        return Changes(added=added, modified=modified, deleted=deleted,
+                       patch=patch.decode("utf-8", "surrogateescape"), skipped=skipped)
+
+    def close(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
