@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -111,11 +113,75 @@ def config_show(repo: Path, config_file: Path | None) -> None:
     _print_json(cfg.model_dump(mode="json"))
 
 
+@cli.group()
+def sandbox() -> None:
+    """Run commands in the hardened sandbox."""
+
+
+@sandbox.command("run", context_settings={"ignore_unknown_options": True})
+@click.option(
+    "--backend", type=click.Choice(["docker", "bwrap"]), default="docker", show_default=True
+)
+@click.option("--image", help="Sandbox image (docker backend).")
+@click.option(
+    "--workspace",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=Path("."),
+    show_default=True,
+    help="Directory copied into the sandbox.",
+)
+@click.option("--timeout", type=float, default=600.0, show_default=True)
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def sandbox_run(
+    backend: str, image: str | None, workspace: Path, timeout: float, command: tuple[str, ...]
+) -> None:
+    """Run COMMAND in a fresh sandbox holding a copy of the workspace; exit with its code.
+
+    Use it to check that your test command works in the sandbox:
+    `astraforge sandbox run -- pytest -q`.
+    """
+    from astraforge.sandbox import BwrapConfig, DockerConfig, open_sandbox
+
+    spec: DockerConfig | BwrapConfig
+    spec = (
+        DockerConfig(image=image)
+        if backend == "docker" and image
+        else (DockerConfig() if backend == "docker" else BwrapConfig())
+    )
+    line = " ".join(shlex.quote(part) for part in command)
+    with open_sandbox(spec, workspace) as box:
+        result = box.run(line, timeout=timeout)
+    sys.stdout.write(result.stdout)
+    sys.stderr.write(result.stderr)
+    if result.timed_out:
+        click.echo(f"astraforge: command timed out after {timeout:g}s", err=True)
+    elif result.oom_killed:
+        click.echo("astraforge: command was killed: out of memory", err=True)
+    sys.exit(result.exit_code if result.exit_code >= 0 else 1)
+
+
+@sandbox.command("gc")
+def sandbox_gc() -> None:
+    """Remove leftover sandbox containers and volumes (found by label)."""
+    from astraforge.sandbox.docker import gc
+
+    removed = gc()
+    for name in removed:
+        click.echo(f"removed {name}")
+    click.echo(f"{len(removed)} leftover(s) removed")
+
+
 def _print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
+def _terminate(signum: int, frame: object) -> None:
+    # Turn SIGTERM into SystemExit so that every `with sandbox:` block cleans up.
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> None:
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         code = cli.main(args=argv, prog_name="astraforge", standalone_mode=False)
     except AstraForgeError as exc:

@@ -7,8 +7,15 @@ from pathlib import Path
 from astraforge.sandbox.base import ExecResult, Sandbox, SandboxConfig
 from astraforge.sandbox.config import BwrapConfig, DockerConfig, SandboxSpec
 
-__all__ = ["BwrapConfig", "DockerConfig", "ExecResult", "Sandbox", "SandboxConfig",
-           "SandboxSpec", "open_sandbox"]
+__all__ = [
+    "BwrapConfig",
+    "DockerConfig",
+    "ExecResult",
+    "Sandbox",
+    "SandboxConfig",
+    "SandboxSpec",
+    "open_sandbox",
+]
 
 
 def open_sandbox(config: SandboxSpec, workspace: Path, *, run_id: str | None = None) -> Sandbox:

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 WORKSPACE = "/workspace"
+TMP = "/tmp"  # noqa: S108 - the sandbox's own private tmpfs
 SANDBOX_UID = 1000
 
 
@@ -21,12 +22,13 @@ class _Common(BaseModel):
     workspace_mb: int = Field(default=4096, ge=16, description="size cap of the workspace")
     nofile: int = Field(default=4096, ge=64)
     command_timeout: float = Field(default=600.0, gt=0, description="default per command")
-    output_limit: int = Field(default=64 * 1024, ge=1024,
-                              description="bytes of each stream kept (head and tail halves)")
-    env_allow: list[str] = Field(default_factory=list,
-                                 description="runner variables copied into the sandbox")
-    setup_network: bool = Field(default=False,
-                                description="allow network for the setup phase only")
+    output_limit: int = Field(
+        default=64 * 1024, ge=1024, description="bytes of each stream kept (head and tail halves)"
+    )
+    env_allow: list[str] = Field(
+        default_factory=list, description="runner variables copied into the sandbox"
+    )
+    setup_network: bool = Field(default=False, description="allow network for the setup phase only")
 
 
 class DockerConfig(_Common):
@@ -37,8 +39,9 @@ class DockerConfig(_Common):
 
 class BwrapConfig(_Common):
     type: Literal["bwrap"] = "bwrap"
-    ro_binds: list[str] = Field(default_factory=lambda: ["/usr", "/bin", "/lib", "/lib64",
-                                                         "/sbin", "/etc"])
+    ro_binds: list[str] = Field(
+        default_factory=lambda: ["/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc"]
+    )
 
 
 SandboxSpec = Annotated[DockerConfig | BwrapConfig, Field(discriminator="type")]

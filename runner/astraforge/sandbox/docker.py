@@ -23,7 +23,7 @@ from typing import Any, Self
 
 from astraforge.errors import SandboxError
 from astraforge.sandbox.base import Changes, ExecResult
-from astraforge.sandbox.config import SANDBOX_UID, WORKSPACE, DockerConfig
+from astraforge.sandbox.config import SANDBOX_UID, TMP, WORKSPACE, DockerConfig
 from astraforge.sandbox.session import ShellSession
 from astraforge.sandbox.workspace import Shadow, pack
 
@@ -44,8 +44,10 @@ def client(config: DockerConfig) -> Any:
             api = docker.from_env(timeout=120)
         api.ping()
     except Exception as exc:
-        raise SandboxError(f"cannot reach the Docker daemon ({type(exc).__name__}: {exc})",
-                           "start dockerd or set DOCKER_HOST, or use --backend bwrap") from None
+        raise SandboxError(
+            f"cannot reach the Docker daemon ({type(exc).__name__}: {exc})",
+            "start dockerd or set DOCKER_HOST, or use --backend bwrap",
+        ) from None
     return api
 
 
@@ -63,15 +65,17 @@ def host_config(config: DockerConfig, volume: str, network: bool = False) -> dic
         "user": f"{uid}:{uid}",
         "mounts": [Mount(target=WORKSPACE, source=volume, type="volume")],
         "tmpfs": {
-            "/tmp": f"rw,nosuid,nodev,size={config.tmp_mb}m,mode=1777",
+            TMP: f"rw,nosuid,nodev,size={config.tmp_mb}m,mode=1777",
             HOME: f"rw,nosuid,nodev,size={config.home_mb}m,uid={uid},gid={uid},mode=700",
         },
         "mem_limit": f"{config.memory_mb}m",
         "memswap_limit": f"{config.memory_mb}m",
         "nano_cpus": int(config.cpus * 1e9),
         "pids_limit": config.pids,
-        "ulimits": [Ulimit(name="nofile", soft=config.nofile, hard=config.nofile),
-                    Ulimit(name="core", soft=0, hard=0)],
+        "ulimits": [
+            Ulimit(name="nofile", soft=config.nofile, hard=config.nofile),
+            Ulimit(name="core", soft=0, hard=0),
+        ],
         "init": True,
         "ports": {},
         "use_config_proxy": False,
@@ -83,9 +87,15 @@ def verify(attrs: dict[str, Any], config: DockerConfig, volume: str) -> list[str
     host = attrs.get("HostConfig") or {}
     problems = []
     expect = {
-        "NetworkMode": "none", "CapDrop": ["ALL"], "ReadonlyRootfs": True, "Privileged": False,
-        "Memory": config.memory_mb * 2**20, "MemorySwap": config.memory_mb * 2**20,
-        "NanoCpus": int(config.cpus * 1e9), "PidsLimit": config.pids, "Init": True,
+        "NetworkMode": "none",
+        "CapDrop": ["ALL"],
+        "ReadonlyRootfs": True,
+        "Privileged": False,
+        "Memory": config.memory_mb * 2**20,
+        "MemorySwap": config.memory_mb * 2**20,
+        "NanoCpus": int(config.cpus * 1e9),
+        "PidsLimit": config.pids,
+        "Init": True,
     }
     for key, want in expect.items():
         if host.get(key) != want:
@@ -104,7 +114,7 @@ def verify(attrs: dict[str, Any], config: DockerConfig, volume: str) -> list[str
             problems.append(f"unexpected volume {mount.get('Name')}")
     if host.get("PortBindings"):
         problems.append("ports are published")
-    if set((host.get("Tmpfs") or {})) != {"/tmp", HOME}:
+    if set(host.get("Tmpfs") or {}) != {TMP, HOME}:
         problems.append(f"tmpfs mounts are {sorted(host.get('Tmpfs') or {})}")
     ulimits = {u["Name"]: u for u in host.get("Ulimits") or []}
     if ulimits.get("nofile", {}).get("Hard") != config.nofile or "core" not in ulimits:
@@ -116,8 +126,9 @@ def verify(attrs: dict[str, Any], config: DockerConfig, volume: str) -> list[str
 
 
 class DockerSandbox:
-    def __init__(self, config: DockerConfig, workspace: os.PathLike[str] | str, *,
-                 run_id: str | None = None) -> None:
+    def __init__(
+        self, config: DockerConfig, workspace: os.PathLike[str] | str, *, run_id: str | None = None
+    ) -> None:
         self.config = config
         self.workspace = os.fspath(workspace)
         self.run_id = run_id or uuid.uuid4().hex[:12]
@@ -136,8 +147,12 @@ class DockerSandbox:
         self.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
     def start(self) -> None:
@@ -158,46 +173,68 @@ class DockerSandbox:
             try:
                 self._docker.images.pull(self.config.image)
             except docker.errors.APIError as exc:
-                raise SandboxError(f"sandbox image {self.config.image!r} is not available "
-                                   f"({exc.explanation})",
-                                   "pull or build the image, or set sandbox.image") from None
+                raise SandboxError(
+                    f"sandbox image {self.config.image!r} is not available ({exc.explanation})",
+                    "pull or build the image, or set sandbox.image",
+                ) from None
         # A tmpfs-backed volume: owned by the sandbox user, size-capped, and (unlike a tmpfs
         # mount) writable through put_archive once the container runs.
         self._volume = self._docker.volumes.create(
-            name=f"{self.name}-ws", labels=labels, driver="local",
-            driver_opts={"type": "tmpfs", "device": "tmpfs",
-                         "o": f"size={self.config.workspace_mb}m,uid={SANDBOX_UID},"
-                              f"gid={SANDBOX_UID},mode=0755"})
+            name=f"{self.name}-ws",
+            labels=labels,
+            driver="local",
+            driver_opts={
+                "type": "tmpfs",
+                "device": "tmpfs",
+                "o": f"size={self.config.workspace_mb}m,uid={SANDBOX_UID},"
+                f"gid={SANDBOX_UID},mode=0755",
+            },
+        )
         with tempfile.TemporaryFile() as archive:
             pack(_path(self.workspace), archive)
             self._shadow = Shadow(archive)
             archive.seek(0)
             self._container = self._docker.containers.create(
-                self.config.image, ["sleep", "2147483647"], name=self.name, labels=labels,
-                environment=self._env(), working_dir=WORKSPACE, detach=True,
-                **host_config(self.config, self._volume.name))
+                self.config.image,
+                ["sleep", "2147483647"],
+                name=self.name,
+                labels=labels,
+                environment=self._env(),
+                working_dir=WORKSPACE,
+                detach=True,
+                **host_config(self.config, self._volume.name),
+            )
             self._container.reload()
             problems = verify(self._container.attrs, self.config, self._volume.name)
             if problems:
-                raise SandboxError("the sandbox container is not locked down: "
-                                   + "; ".join(problems), "report this as a bug")
+                raise SandboxError(
+                    "the sandbox container is not locked down: " + "; ".join(problems),
+                    "report this as a bug",
+                )
             self._container.start()
             if not self._container.put_archive(WORKSPACE, archive):
                 raise SandboxError("copying the workspace into the sandbox failed")
         self._open_session()
 
     def _env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
-        env = {"PATH": PATH, "HOME": HOME, "LANG": "C.UTF-8", "USER": "sandbox",
-               "TMPDIR": "/tmp"}  # noqa: S108
+        env = {"PATH": PATH, "HOME": HOME, "LANG": "C.UTF-8", "USER": "sandbox", "TMPDIR": TMP}
         env.update({k: os.environ[k] for k in self.config.env_allow if k in os.environ})
         env.update(extra or {})
         return env
 
     def _open_session(self) -> None:
         api = self._docker.api
-        exec_id = api.exec_create(self._container.id, ["/bin/sh"], stdin=True, stdout=True,
-                                  stderr=True, tty=False, user=f"{SANDBOX_UID}:{SANDBOX_UID}",
-                                  workdir=WORKSPACE, environment=self._env())["Id"]
+        exec_id = api.exec_create(
+            self._container.id,
+            ["/bin/sh"],
+            stdin=True,
+            stdout=True,
+            stderr=True,
+            tty=False,
+            user=f"{SANDBOX_UID}:{SANDBOX_UID}",
+            workdir=WORKSPACE,
+            environment=self._env(),
+        )["Id"]
         sock = api.exec_start(exec_id, socket=True, demux=False)
         self._sock = getattr(sock, "_sock", sock)
         self._sock.settimeout(None)
@@ -250,8 +287,9 @@ class DockerSandbox:
         self._session = None
 
     # -- the protocol -----------------------------------------------------------------------
-    def run(self, cmd: str, timeout: float | None = None,
-            env: dict[str, str] | None = None) -> ExecResult:
+    def run(
+        self, cmd: str, timeout: float | None = None, env: dict[str, str] | None = None
+    ) -> ExecResult:
         if self._session is None:
             raise SandboxError("the sandbox is not started")
         started = time.time()
@@ -262,8 +300,11 @@ class DockerSandbox:
 
     def _oom_since(self, since: float) -> bool:
         events = self._docker.api.events(
-            since=int(since) - 1, until=int(time.time()) + 1, decode=True,
-            filters={"container": self._container.id, "event": "oom"})
+            since=int(since) - 1,
+            until=int(time.time()) + 1,
+            decode=True,
+            filters={"container": self._container.id, "event": "oom"},
+        )
         try:
             return any(True for _ in events)
         finally:
@@ -283,8 +324,11 @@ class DockerSandbox:
         with tarfile.open(fileobj=buffer) as tar:
             member = tar.next()
             if member is None or not member.isreg():
-                raise IsADirectoryError(path) if member and member.isdir() else OSError(
-                    f"{path} is not a regular file")
+                raise (
+                    IsADirectoryError(path)
+                    if member and member.isdir()
+                    else OSError(f"{path} is not a regular file")
+                )
             handle = tar.extractfile(member)
             assert handle is not None
             return handle.read()
@@ -305,8 +349,10 @@ class DockerSandbox:
             raise SandboxError(f"writing {path} into the sandbox failed")
 
     def list_files(self) -> list[str]:
-        result = self.run(f"cd {WORKSPACE} && find . -path ./.git -prune -o \\( -type f -o "
-                          "-type l \\) -print", timeout=120)
+        result = self.run(
+            f"cd {WORKSPACE} && find . -path ./.git -prune -o \\( -type f -o -type l \\) -print",
+            timeout=120,
+        )
         return sorted(line[2:] for line in result.stdout.splitlines() if line.startswith("./"))
 
     def changes(self) -> Changes:

@@ -2,9 +2,11 @@
 
 One long-lived ``/bin/sh`` reads commands on stdin. Each command runs in its own process
 group (``setsid``) under a watchdog that kills the whole group at its timeout, so the
-session survives; the working directory and exported variables carry over between commands
-through a state file. Output streams back to the runner, which keeps only the head and tail
-of each stream (the middle is counted), so a command printing gigabytes costs no memory.
+session survives; processes a command leaves in the background end with it, so that
+neither a fork bomb nor a stray server outlives its command. The working directory and
+exported variables carry over between commands through a state file. Output streams back
+to the runner, which keeps only the head and tail of each stream (the middle is counted),
+so a command printing gigabytes costs no memory.
 """
 
 from __future__ import annotations
@@ -43,10 +45,12 @@ __af_run() {{
   __af_pid=$!
   ( trap 'kill $__af_s 2>/dev/null; exit 0' TERM
     sleep "$1" & __af_s=$!
-    wait $__af_s && {{ : > {AF}/timedout; kill -KILL -- -$__af_pid 2>/dev/null || kill -KILL $__af_pid; }}
+    wait $__af_s && {{ : > {AF}/timedout
+      kill -KILL -$__af_pid 2>/dev/null || kill -KILL $__af_pid; }}
   ) </dev/null >/dev/null 2>&1 &
   __af_wd=$!
   wait $__af_pid; __af_rc=$?
+  kill -KILL -$__af_pid 2>/dev/null; kill -KILL -$__af_pid 2>/dev/null
   kill $__af_wd 2>/dev/null; wait $__af_wd 2>/dev/null
   __af_to=F; [ -f {AF}/timedout ] && {{ __af_to=T; rm -f {AF}/timedout; }}
   printf '\\n__AF_END_%s %s %s\\n' "$2" "$__af_rc" "$__af_to"
@@ -84,9 +88,11 @@ class Capped:
         if not self.truncated:
             return (self.head + self.tail).decode("utf-8", "replace")
         dropped = self.total - len(self.head) - len(self.tail)
-        return (self.head.decode("utf-8", "replace")
-                + f"\n[... {dropped} bytes omitted by AstraForge ...]\n"
-                + self.tail.decode("utf-8", "replace"))
+        return (
+            self.head.decode("utf-8", "replace")
+            + f"\n[... {dropped} bytes omitted by AstraForge ...]\n"
+            + self.tail.decode("utf-8", "replace")
+        )
 
 
 class _Watcher:
@@ -158,14 +164,17 @@ class ShellSession:
             if not self._cond.wait_for(lambda: self._ready or self._closed, timeout):
                 raise SandboxError("the sandbox shell did not start in time")
             if self._closed:
-                raise SandboxError("the sandbox shell exited at start: "
-                                   + self._boot.decode(errors="replace")[-300:])
+                raise SandboxError(
+                    "the sandbox shell exited at start: "
+                    + self._boot.decode(errors="replace")[-300:]
+                )
 
     def run(self, cmd: str, timeout: float, env: Mapping[str, str] | None = None) -> ExecResult:
         nonce = secrets.token_hex(8)
         marker = f"\n__AF_END_{nonce} ".encode()
-        exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in (env or {}).items()
-                          if k.isidentifier())
+        exports = "".join(
+            f"export {k}={shlex.quote(v)}\n" for k, v in (env or {}).items() if k.isidentifier()
+        )
         names = " ".join(k for k in (env or {}) if k.isidentifier())
         body = cmd.replace("\0", "")
         script = (
@@ -183,17 +192,24 @@ class ShellSession:
         grace = timeout + 15.0
         with self._cond:
             finished = self._cond.wait_for(
-                lambda: self._closed or all(w.trailer is not None for w in watchers.values()),
-                grace)
+                lambda: self._closed or all(w.trailer is not None for w in watchers.values()), grace
+            )
             self._watchers = {}
         duration = time.monotonic() - started
         if not finished or self._closed:
-            raise SandboxError(f"the sandbox shell stopped answering during: {cmd[:80]!r}",
-                               "the sandbox is unusable; start a new one")
+            raise SandboxError(
+                f"the sandbox shell stopped answering during: {cmd[:80]!r}",
+                "the sandbox is unusable; start a new one",
+            )
         trailer = (watchers[STDOUT].trailer or b"").decode().split()
         code = int(trailer[0]) if trailer and trailer[0].lstrip("-").isdigit() else -1
         timed_out = len(trailer) > 1 and trailer[1] == "T"
         out, err = watchers[STDOUT].out, watchers[STDERR].out
-        return ExecResult(exit_code=code, stdout=out.text(), stderr=err.text(),
-                          truncated=out.truncated or err.truncated, duration=duration,
-                          timed_out=timed_out)
+        return ExecResult(
+            exit_code=code,
+            stdout=out.text(),
+            stderr=err.text(),
+            truncated=out.truncated or err.truncated,
+            duration=duration,
+            timed_out=timed_out,
+        )

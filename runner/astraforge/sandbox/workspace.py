@@ -26,6 +26,7 @@ EXCLUDED = {".git"}
 def pack(source: Path, out: IO[bytes], uid: int = SANDBOX_UID) -> None:
     """Write ``source`` (without .git) as a tar owned by ``uid``, with a ``.`` entry first."""
     with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+
         def owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
             info.uid = info.gid = uid
             info.uname = info.gname = ""
@@ -38,7 +39,8 @@ def pack(source: Path, out: IO[bytes], uid: int = SANDBOX_UID) -> None:
             rel = path.relative_to(source).as_posix()
             info = tar.gettarinfo(str(path), arcname=rel)
             if info.isreg():
-                with path.open("rb") as handle:
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+                with os.fdopen(fd, "rb") as handle:
                     tar.addfile(owned(info), handle)
             elif info.isdir() or info.issym():
                 tar.addfile(owned(info))
@@ -67,7 +69,7 @@ def extract(archive: IO[bytes], dest: Path, strip: str = "") -> list[str]:
             if not name.startswith(strip):
                 skipped.append(name)
                 return None
-            member = member.replace(name=name[len(strip):], deep=False)
+            member = member.replace(name=name[len(strip) :], deep=False)
         if member.name in ("", ".", "./") or member.name.split("/")[0] in EXCLUDED:
             return None
         if not (member.isreg() or member.isdir() or member.issym() or member.islnk()):
@@ -80,7 +82,7 @@ def extract(archive: IO[bytes], dest: Path, strip: str = "") -> list[str]:
             return None
 
     with tarfile.open(fileobj=archive, mode="r|*") as tar:
-        tar.extractall(dest, filter=guard)
+        tar.extractall(dest, filter=guard)  # noqa: S202 - every member passes guard()
     return skipped
 
 
@@ -104,8 +106,11 @@ class Shadow:
                 child.unlink()
         skipped = extract(end_tar, self.dir, strip)
         run_git(["add", "-A", "--force", "."], self.dir)
-        status = run_git(["diff", "--cached", "--name-status", "--no-renames", "-z", "HEAD"],
-                         self.dir).stdout.decode("utf-8", "surrogateescape").split("\0")
+        status = (
+            run_git(["diff", "--cached", "--name-status", "--no-renames", "-z", "HEAD"], self.dir)
+            .stdout.decode("utf-8", "surrogateescape")
+            .split("\0")
+        )
         added: list[str] = []
         modified: list[str] = []
         deleted: list[str] = []
@@ -113,8 +118,67 @@ class Shadow:
         for code, name in zip(status[0::2], status[1::2], strict=False):
             buckets.get(code[:1], modified).append(name)
         patch = run_git(["diff", "--cached", "--binary", "--no-renames", "HEAD"], self.dir).stdout
-        return Changes(added=added, modified=modified, deleted=deleted,
-                       patch=patch.decode("utf-8", "surrogateescape"), skipped=skipped)
+        return Changes(
+            added=added,
+            modified=modified,
+            deleted=deleted,
+            patch=patch.decode("utf-8", "surrogateescape"),
+            skipped=skipped,
+        )
 
     def close(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def resolve_nofollow(
+    root: Path, path: str, flags: int, *, create_dirs: bool = False, owner: int | None = None
+) -> int:
+    """Open ``path`` under ``root`` without following any symlink; return the fd.
+
+    ``path`` may be relative or absolute inside the sandbox's /workspace; ``..`` may not
+    leave the workspace.
+    """
+    from astraforge.sandbox.config import WORKSPACE
+
+    text = path[len(WORKSPACE) + 1 :] if path.startswith(WORKSPACE + "/") else path
+    if text.startswith("/"):
+        raise PermissionError(f"{path} is outside the workspace")
+    parts: list[str] = []
+    for part in text.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not parts:
+                raise PermissionError(f"{path} is outside the workspace")
+            parts.pop()
+        else:
+            parts.append(part)
+    if not parts:
+        raise IsADirectoryError(path)
+    dir_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        for part in parts[:-1]:
+            try:
+                next_fd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
+            except FileNotFoundError:
+                if not create_dirs:
+                    raise
+                os.mkdir(part, 0o755, dir_fd=dir_fd)
+                if owner is not None:
+                    os.chown(part, owner, owner, dir_fd=dir_fd, follow_symlinks=False)
+                next_fd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
+            except NotADirectoryError:
+                raise PermissionError(f"{path}: {part} is a symlink or a file") from None
+            os.close(dir_fd)
+            dir_fd = next_fd
+        try:
+            fd = os.open(parts[-1], flags | os.O_NOFOLLOW, 0o644, dir_fd=dir_fd)
+        except OSError as exc:
+            if exc.errno == 40:  # ELOOP: the last component is a symlink
+                raise PermissionError(f"{path} is a symlink; not followed") from None
+            raise
+        if owner is not None and flags & os.O_CREAT:
+            os.fchown(fd, owner, owner)
+        return fd
+    finally:
+        os.close(dir_fd)

@@ -1,0 +1,124 @@
+"""The persistent session and the workspace round trip, both backends."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from tests.conftest import run_cli
+from tests.integration.conftest import MINIMAL_IMAGE, SandboxFactory, config_for
+
+from astraforge.sandbox import DockerConfig, open_sandbox
+
+
+def test_session_keeps_cwd_and_environment(sandbox_factory: SandboxFactory) -> None:
+    box = sandbox_factory()
+    assert box.run("pwd").stdout == "/workspace\n"
+    box.run("cd pkg && export GREETING='hello world' && LOCAL=1")
+    again = box.run('pwd; echo "$GREETING"')
+    assert again.stdout == "/workspace/pkg\nhello world\n"
+    scoped = box.run('echo "$ONLY_HERE"', env={"ONLY_HERE": "yes"})
+    assert scoped.stdout == "yes\n"
+    assert box.run('echo "[$ONLY_HERE]"').stdout == "[]\n"
+
+
+def test_exit_codes_stderr_and_partial_lines(sandbox_factory: SandboxFactory) -> None:
+    box = sandbox_factory()
+    result = box.run("printf 'no newline'; echo oops >&2; exit 3")
+    assert (result.exit_code, result.stdout, result.stderr) == (3, "no newline", "oops\n")
+    assert box.run("exit 0").exit_code == 0
+
+
+def test_changes_come_back_exactly(sandbox_factory: SandboxFactory) -> None:
+    box = sandbox_factory()
+    box.run(
+        "sed -i 's/a - b/a + b/' pkg/calc.py && rm old.txt && mkdir -p new "
+        "&& printf 'x\\n' > new/file.txt && ln -s /etc/passwd new/escape"
+    )
+    changes = box.changes()
+    assert changes.modified == ["pkg/calc.py"]
+    assert changes.deleted == ["old.txt"]
+    assert sorted(changes.added) == ["new/escape", "new/file.txt"]
+    assert "-    return a - b\n+    return a + b" in changes.patch
+    assert "new file mode 120000" in changes.patch
+    assert "+/etc/passwd" in changes.patch
+    assert "root:" not in changes.patch  # the link was never followed on the host
+
+
+def test_applying_the_patch_reproduces_the_change(
+    sandbox_factory: SandboxFactory, repo: Path
+) -> None:
+    box = sandbox_factory()
+    box.run("printf 'def add(a, b):\\n    return a + b\\n' > pkg/calc.py && rm old.txt")
+    patch = box.changes().patch
+    subprocess.run(["git", "apply", "-"], input=patch.encode(), cwd=repo, check=True)
+    assert (repo / "pkg" / "calc.py").read_text().endswith("return a + b\n")
+    assert not (repo / "old.txt").exists()
+
+
+def test_file_operations(sandbox_factory: SandboxFactory) -> None:
+    box = sandbox_factory()
+    assert box.read_file("pkg/calc.py").startswith(b"def add")
+    box.write_file("notes/n.txt", b"written\n")
+    assert box.run("cat notes/n.txt").stdout == "written\n"
+    assert box.read_file("/workspace/notes/n.txt") == b"written\n"
+    assert "notes/n.txt" in box.list_files()
+    assert "pkg/calc.py" in box.list_files()
+    box.run("ln -s /proc/self/environ env_link")
+    with pytest.raises(OSError, match="env_link"):
+        box.read_file("env_link")
+    with pytest.raises(PermissionError):
+        box.read_file("../../etc/passwd")
+    with pytest.raises(PermissionError):
+        box.read_file("/etc/passwd")
+    assert box.changes().added == ["env_link", "notes/n.txt"]
+
+
+def test_image_without_git_or_python(repo: Path) -> None:
+    with open_sandbox(DockerConfig(image=MINIMAL_IMAGE), repo) as box:
+        probe = box.run("for p in git python3; do command -v $p; done; echo checked")
+        assert probe.stdout == "checked\n"
+        box.run("echo extra >> README.md; rm old.txt")
+        changes = box.changes()
+    assert changes.modified == ["README.md"]
+    assert changes.deleted == ["old.txt"]
+
+
+def test_remote_daemon_over_tcp(repo: Path) -> None:
+    with open_sandbox(config_for("docker-tcp"), repo) as box:
+        assert box.run("id -u").stdout == "1000\n"
+        box.run("echo via-tcp > tcp.txt")
+        assert box.changes().added == ["tcp.txt"]
+
+
+def test_cli_sandbox_run_exit_code_and_output(repo: Path, backend: str) -> None:
+    args = ["sandbox", "run", "--backend", backend, "--workspace", str(repo)]
+    if backend == "docker":
+        args += ["--image", config_for("docker").image]  # type: ignore[union-attr]
+    ok = run_cli(*args, "--", "cat", "README.md")
+    assert ok.returncode == 0
+    assert ok.stdout == "# sample\n"
+    failing = run_cli(*args, "--", "sh", "-c", "echo bad >&2; exit 5")
+    assert failing.returncode == 5
+    assert failing.stderr == "bad\n"
+
+
+def test_cli_sandbox_gc_removes_leftovers(repo: Path) -> None:
+    box = open_sandbox(config_for("docker"), repo, run_id="leftover-gc")
+    box.start()  # never stopped: a leftover, like after a kill -9 of the runner
+    result = run_cli("sandbox", "gc")
+    assert result.returncode == 0
+    assert "astraforge-leftover-gc" in result.stdout
+    import docker
+
+    assert not docker.from_env().containers.list(all=True, filters={"name": "leftover-gc"})
+    box.stop()
+
+
+def test_unreachable_daemon_is_a_clear_error(repo: Path, tmp_path: Path) -> None:
+    from astraforge.errors import SandboxError
+
+    config = DockerConfig(image="x", docker_host=f"unix://{tmp_path}/none.sock")
+    with pytest.raises(SandboxError, match="cannot reach the Docker daemon"):
+        open_sandbox(config, repo).start()
