@@ -43,7 +43,7 @@ def config_for(backend: str, **overrides: Any) -> DockerConfig | BwrapConfig:
     return BwrapConfig(**overrides)
 
 
-@pytest.fixture(params=["docker", "bwrap"])
+@pytest.fixture(params=["docker", "docker-tcp", "bwrap"])
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
 import pytest
 from tests.conftest import run_cli
-from tests.integration.conftest import MINIMAL_IMAGE, SandboxFactory, config_for
+from tests.integration.conftest import DOCKER_TCP, MINIMAL_IMAGE, SandboxFactory, config_for
 
 from astraforge.sandbox import DockerConfig, open_sandbox
 
@@ -93,13 +94,16 @@ def test_remote_daemon_over_tcp(repo: Path) -> None:
 
 
 def test_cli_sandbox_run_exit_code_and_output(repo: Path, backend: str) -> None:
-    args = ["sandbox", "run", "--backend", backend, "--workspace", str(repo)]
-    if backend == "docker":
+    env = dict(os.environ)
+    args = ["sandbox", "run", "--backend", backend.split("-")[0], "--workspace", str(repo)]
+    if backend.startswith("docker"):
         args += ["--image", config_for("docker").image]  # type: ignore[union-attr]
-    ok = run_cli(*args, "--", "cat", "README.md")
-    assert ok.returncode == 0
+    if backend == "docker-tcp":
+        env["DOCKER_HOST"] = DOCKER_TCP
+    ok = run_cli(*args, "--", "cat", "README.md", env=env)
+    assert ok.returncode == 0, ok.stderr
     assert ok.stdout == "# sample\n"
-    failing = run_cli(*args, "--", "sh", "-c", "echo bad >&2; exit 5")
+    failing = run_cli(*args, "--", "sh", "-c", "echo bad >&2; exit 5", env=env)
     assert failing.returncode == 5
     assert failing.stderr == "bad\n"
 
@@ -122,3 +126,43 @@ def test_unreachable_daemon_is_a_clear_error(repo: Path, tmp_path: Path) -> None
     config = DockerConfig(image="x", docker_host=f"unix://{tmp_path}/none.sock")
     with pytest.raises(SandboxError, match="cannot reach the Docker daemon"):
         open_sandbox(config, repo).start()
+
+
+def _interfaces(box: object, phase: str) -> list[str]:
+    command = "tail -n +3 /proc/net/dev | cut -d: -f1"
+    if phase == "setup":
+        results = box.setup([command])  # type: ignore[attr-defined]
+        return results[0].stdout.split()  # type: ignore[no-any-return]
+    return box.run(command).stdout.split()  # type: ignore[attr-defined,no-any-return]
+
+
+def test_setup_phase_has_network_and_the_agent_phase_has_none(repo: Path, backend: str) -> None:
+    import docker
+
+    overrides: dict[str, object] = {"setup_network": True}
+    network = None
+    if backend.startswith("docker"):
+        network = docker.from_env().networks.create(f"astraforge-setup-{os.getpid()}")
+        overrides["setup_network_name"] = network.name
+    try:
+        box = open_sandbox(config_for(backend, **overrides), repo)
+        with box:
+            during = _interfaces(box, "setup")
+            assert during != ["lo"]
+            assert len(during) >= 1
+            box.run("echo from-agent > agent.txt")
+            assert _interfaces(box, "agent") == ["lo"]
+            assert box.changes().added == ["agent.txt"]
+            if backend.startswith("docker"):
+                attrs = docker.from_env().api.inspect_container(box.name)  # type: ignore[attr-defined]
+                assert attrs["NetworkSettings"]["Networks"] == {}
+    finally:
+        if network is not None:
+            network.remove()
+
+
+def test_setup_without_network_permission_stays_offline(sandbox_factory: SandboxFactory) -> None:
+    box = sandbox_factory()
+    results = box.setup(["tail -n +3 /proc/net/dev | cut -d: -f1", "echo ready > setup.txt"])
+    assert results[0].stdout.split() == ["lo"]
+    assert box.run("cat setup.txt").stdout == "ready\n"

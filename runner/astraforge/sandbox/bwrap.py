@@ -110,6 +110,9 @@ class BwrapSandbox:
         self._shadow: Shadow | None = None
         self._cgroups: _Cgroups | None = None
         self._lock = threading.Lock()
+        self._bwrap = "bwrap"
+        self._as_root = False
+        self._online = False
 
     def __enter__(self) -> Self:
         self.start()
@@ -153,8 +156,14 @@ class BwrapSandbox:
             self._cgroups = _Cgroups(
                 f"astraforge-{self.run_id}", self.config.memory_mb * 2**20, self.config.pids
             )
-        argv = self._argv(bwrap, as_root)
+        self._bwrap, self._as_root = bwrap, as_root
+        self._spawn(network=self.config.setup_network)
+
+    def _spawn(self, network: bool) -> None:
+        """Start the shell: with the host network for setup only, else loopback only."""
+        argv = self._argv(self._bwrap, self._as_root, network)
         cgroups = self._cgroups
+        self._online = network
         self._proc = subprocess.Popen(
             argv,
             stdin=subprocess.PIPE,
@@ -170,7 +179,32 @@ class BwrapSandbox:
             threading.Thread(target=self._pump, args=(stream, pipe, session), daemon=True).start()
         session.start()
 
-    def _argv(self, bwrap: str, as_root: bool) -> list[str]:
+    def _kill_shell(self) -> None:
+        if self._proc is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self._proc.pid, signal.SIGKILL)
+            with contextlib.suppress(Exception):
+                self._proc.wait(timeout=10)
+            self._proc = None
+
+    def setup(self, commands: list[str]) -> list[ExecResult]:
+        """Run setup commands (with network if the config allows it), then go offline."""
+        results = []
+        for command in commands:
+            result = self._session_run(command, self.config.setup_timeout, None)
+            results.append(result)
+            if not result.ok:
+                break
+        self._go_offline()
+        return results
+
+    def _go_offline(self) -> None:
+        if self._online:
+            # A network namespace cannot be taken back: replace the shell with an offline one.
+            self._kill_shell()
+            self._spawn(network=False)
+
+    def _argv(self, bwrap: str, as_root: bool, network: bool) -> list[str]:
         cfg = self.config
         limits = [
             "prlimit",
@@ -201,6 +235,8 @@ class BwrapSandbox:
             "--hostname",
             "sandbox",
         ]
+        if network:
+            args.append("--share-net")
         for path in cfg.ro_binds:
             if os.path.islink(path):
                 args += ["--symlink", os.readlink(path), path]
@@ -252,12 +288,7 @@ class BwrapSandbox:
         session.close()
 
     def stop(self) -> None:
-        if self._proc is not None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self._proc.pid, signal.SIGKILL)
-            with contextlib.suppress(Exception):
-                self._proc.wait(timeout=10)
-            self._proc = None
+        self._kill_shell()
         if self._cgroups is not None:
             self._cgroups.remove()
             self._cgroups = None
@@ -274,8 +305,14 @@ class BwrapSandbox:
     ) -> ExecResult:
         if self._session is None:
             raise SandboxError("the sandbox is not started")
+        self._go_offline()
+        return self._session_run(cmd, timeout or self.config.command_timeout, env)
+
+    def _session_run(self, cmd: str, timeout: float, env: dict[str, str] | None) -> ExecResult:
+        if self._session is None:
+            raise SandboxError("the sandbox is not started")
         before = self._cgroups.oom_kills() if self._cgroups else 0
-        result = self._session.run(cmd, timeout or self.config.command_timeout, env)
+        result = self._session.run(cmd, timeout, env)
         if self._cgroups and self._cgroups.oom_kills() > before:
             result = ExecResult(**{**result.__dict__, "oom_killed": True})
         return result

@@ -29,12 +29,16 @@ class _Common(BaseModel):
         default_factory=list, description="runner variables copied into the sandbox"
     )
     setup_network: bool = Field(default=False, description="allow network for the setup phase only")
+    setup_timeout: float = Field(default=900.0, gt=0, description="per setup command")
 
 
 class DockerConfig(_Common):
     type: Literal["docker"] = "docker"
     image: str = "python:3.12-slim"
     docker_host: str | None = Field(default=None, description="default: DOCKER_HOST or socket")
+    setup_network_name: str = Field(
+        default="bridge", description="Docker network used by the setup phase when allowed"
+    )
 
 
 class BwrapConfig(_Common):

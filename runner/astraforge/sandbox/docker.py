@@ -51,13 +51,13 @@ def client(config: DockerConfig) -> Any:
     return api
 
 
-def host_config(config: DockerConfig, volume: str, network: bool = False) -> dict[str, Any]:
+def host_config(config: DockerConfig, volume: str) -> dict[str, Any]:
     """The hardened settings; :func:`verify` checks the created container against them."""
     from docker.types import Mount, Ulimit
 
     uid = SANDBOX_UID
     return {
-        "network_mode": "none" if not network else "default",
+        "network_mode": config.setup_network_name if config.setup_network else "none",
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges:true"],
         "read_only": True,
@@ -87,7 +87,7 @@ def verify(attrs: dict[str, Any], config: DockerConfig, volume: str) -> list[str
     host = attrs.get("HostConfig") or {}
     problems = []
     expect = {
-        "NetworkMode": "none",
+        "NetworkMode": config.setup_network_name if config.setup_network else "none",
         "CapDrop": ["ALL"],
         "ReadonlyRootfs": True,
         "Privileged": False,
@@ -141,6 +141,7 @@ class DockerSandbox:
         self._shadow: Shadow | None = None
         self._reader: threading.Thread | None = None
         self._send_lock = threading.Lock()
+        self._online = config.setup_network
 
     # -- lifecycle --------------------------------------------------------------------------
     def __enter__(self) -> Self:
@@ -287,13 +288,43 @@ class DockerSandbox:
         self._session = None
 
     # -- the protocol -----------------------------------------------------------------------
+    def setup(self, commands: list[str]) -> list[ExecResult]:
+        """Run setup commands (with network if the config allows it), then go offline."""
+        results = []
+        for command in commands:
+            result = self._session_run(command, self.config.setup_timeout, None)
+            results.append(result)
+            if not result.ok:
+                break
+        self._go_offline()
+        return results
+
+    def _go_offline(self) -> None:
+        """Disconnect every network; the agent phase runs with loopback only."""
+        if not self._online:
+            return
+        self._container.reload()
+        for name in list(self._container.attrs["NetworkSettings"]["Networks"]):
+            self._docker.networks.get(name).disconnect(self._container, force=True)
+        self._container.reload()
+        left = self._container.attrs["NetworkSettings"]["Networks"]
+        if left:
+            raise SandboxError(f"the sandbox is still on networks {sorted(left)} after setup")
+        self._online = False
+
     def run(
         self, cmd: str, timeout: float | None = None, env: dict[str, str] | None = None
     ) -> ExecResult:
         if self._session is None:
             raise SandboxError("the sandbox is not started")
+        self._go_offline()
+        return self._session_run(cmd, timeout or self.config.command_timeout, env)
+
+    def _session_run(self, cmd: str, timeout: float, env: dict[str, str] | None) -> ExecResult:
+        if self._session is None:
+            raise SandboxError("the sandbox is not started")
         started = time.time()
-        result = self._session.run(cmd, timeout or self.config.command_timeout, env)
+        result = self._session.run(cmd, timeout, env)
         if result.exit_code == 137 and not result.timed_out and self._oom_since(started):
             result = ExecResult(**{**result.__dict__, "oom_killed": True})
         return result
