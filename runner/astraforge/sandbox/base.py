@@ -68,3 +68,51 @@ class Sandbox(Protocol):
     def list_files(self) -> list[str]: ...
 
     def changes(self) -> Changes: ...
+
+
+class Lifecycle:
+    """What every backend shares: context management, cleanup on a failed start, setup."""
+
+    config: SandboxConfig
+
+    def _start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def _session_run(self, cmd: str, timeout: float, env: dict[str, str] | None) -> ExecResult:
+        raise NotImplementedError
+
+    def _go_offline(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def setup(self, commands: list[str]) -> list[ExecResult]:
+        """Run setup commands (with network if the config allows it), then go offline."""
+        results = []
+        for command in commands:
+            result = self._session_run(command, self.config.setup_timeout, None)
+            results.append(result)
+            if not result.ok:
+                break
+        self._go_offline()
+        return results

@@ -19,11 +19,10 @@ import tempfile
 import threading
 import uuid
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Self
+from typing import IO
 
 from astraforge.errors import SandboxError
-from astraforge.sandbox.base import Changes, ExecResult
+from astraforge.sandbox.base import Changes, ExecResult, Lifecycle
 from astraforge.sandbox.config import SANDBOX_UID, TMP, WORKSPACE, BwrapConfig
 from astraforge.sandbox.session import STDERR, STDOUT, ShellSession
 from astraforge.sandbox.workspace import Shadow, extract, pack, resolve_nofollow
@@ -96,7 +95,9 @@ class _Cgroups:
                     threading.Event().wait(0.05)
 
 
-class BwrapSandbox:
+class BwrapSandbox(Lifecycle):
+    config: BwrapConfig
+
     def __init__(
         self, config: BwrapConfig, workspace: os.PathLike[str] | str, *, run_id: str | None = None
     ) -> None:
@@ -113,25 +114,6 @@ class BwrapSandbox:
         self._bwrap = "bwrap"
         self._as_root = False
         self._online = False
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def start(self) -> None:
-        try:
-            self._start()
-        except BaseException:
-            self.stop()
-            raise
 
     def _start(self) -> None:
         bwrap = shutil.which("bwrap")
@@ -186,17 +168,6 @@ class BwrapSandbox:
             with contextlib.suppress(Exception):
                 self._proc.wait(timeout=10)
             self._proc = None
-
-    def setup(self, commands: list[str]) -> list[ExecResult]:
-        """Run setup commands (with network if the config allows it), then go offline."""
-        results = []
-        for command in commands:
-            result = self._session_run(command, self.config.setup_timeout, None)
-            results.append(result)
-            if not result.ok:
-                break
-        self._go_offline()
-        return results
 
     def _go_offline(self) -> None:
         if self._online:

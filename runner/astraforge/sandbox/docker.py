@@ -17,15 +17,14 @@ import tempfile
 import threading
 import time
 import uuid
-from pathlib import PurePosixPath
-from types import TracebackType
-from typing import Any, Self
+from pathlib import Path, PurePosixPath
+from typing import Any
 
 from astraforge.errors import SandboxError
-from astraforge.sandbox.base import Changes, ExecResult
+from astraforge.sandbox.base import Changes, ExecResult, Lifecycle
 from astraforge.sandbox.config import SANDBOX_UID, TMP, WORKSPACE, DockerConfig
 from astraforge.sandbox.session import ShellSession
-from astraforge.sandbox.workspace import Shadow, pack
+from astraforge.sandbox.workspace import Shadow, confine, pack
 
 LABEL = "io.astraforge.sandbox"
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -125,7 +124,9 @@ def verify(attrs: dict[str, Any], config: DockerConfig, volume: str) -> list[str
     return problems
 
 
-class DockerSandbox:
+class DockerSandbox(Lifecycle):
+    config: DockerConfig
+
     def __init__(
         self, config: DockerConfig, workspace: os.PathLike[str] | str, *, run_id: str | None = None
     ) -> None:
@@ -144,25 +145,6 @@ class DockerSandbox:
         self._online = config.setup_network
 
     # -- lifecycle --------------------------------------------------------------------------
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def start(self) -> None:
-        try:
-            self._start()
-        except BaseException:
-            self.stop()
-            raise
-
     def _start(self) -> None:
         import docker.errors
 
@@ -192,7 +174,7 @@ class DockerSandbox:
             },
         )
         with tempfile.TemporaryFile() as archive:
-            pack(_path(self.workspace), archive)
+            pack(Path(self.workspace), archive)
             self._shadow = Shadow(archive)
             archive.seek(0)
             self._container = self._docker.containers.create(
@@ -288,17 +270,6 @@ class DockerSandbox:
         self._session = None
 
     # -- the protocol -----------------------------------------------------------------------
-    def setup(self, commands: list[str]) -> list[ExecResult]:
-        """Run setup commands (with network if the config allows it), then go offline."""
-        results = []
-        for command in commands:
-            result = self._session_run(command, self.config.setup_timeout, None)
-            results.append(result)
-            if not result.ok:
-                break
-        self._go_offline()
-        return results
-
     def _go_offline(self) -> None:
         """Disconnect every network; the agent phase runs with loopback only."""
         if not self._online:
@@ -407,29 +378,8 @@ def _recv_exact(sock: socket.socket, size: int) -> bytes | None:
     return data
 
 
-def _path(value: str) -> Any:
-    from pathlib import Path
-
-    return Path(value)
-
-
 def _confine(path: str) -> str:
-    """Resolve a workspace-relative path lexically; refuse anything outside the workspace."""
-    parts: list[str] = []
-    for part in PurePosixPath(path).parts:
-        if part in ("/", "."):
-            continue
-        if part == "..":
-            if not parts:
-                raise PermissionError(f"{path} is outside the workspace")
-            parts.pop()
-        else:
-            parts.append(part)
-    if PurePosixPath(path).is_absolute() and not path.startswith(WORKSPACE + "/"):
-        raise PermissionError(f"{path} is outside the workspace")
-    if path.startswith(WORKSPACE + "/"):
-        parts = parts[1:]
-    return "/".join([WORKSPACE, *parts])
+    return "/".join([WORKSPACE, *confine(path)])
 
 
 def gc(config: DockerConfig | None = None) -> list[str]:

@@ -138,21 +138,7 @@ def resolve_nofollow(
     ``path`` may be relative or absolute inside the sandbox's /workspace; ``..`` may not
     leave the workspace.
     """
-    from astraforge.sandbox.config import WORKSPACE
-
-    text = path[len(WORKSPACE) + 1 :] if path.startswith(WORKSPACE + "/") else path
-    if text.startswith("/"):
-        raise PermissionError(f"{path} is outside the workspace")
-    parts: list[str] = []
-    for part in text.split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if not parts:
-                raise PermissionError(f"{path} is outside the workspace")
-            parts.pop()
-        else:
-            parts.append(part)
+    parts = confine(path)
     if not parts:
         raise IsADirectoryError(path)
     dir_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
@@ -182,3 +168,27 @@ def resolve_nofollow(
         return fd
     finally:
         os.close(dir_fd)
+
+
+def confine(path: str) -> list[str]:
+    """The parts of a path inside the sandbox's workspace, resolved lexically.
+
+    Relative paths are taken from the workspace; absolute ones must lie under it; ``..``
+    may not leave it.
+    """
+    from astraforge.sandbox.config import WORKSPACE
+
+    text = path[len(WORKSPACE) + 1 :] if path.startswith(WORKSPACE + "/") else path
+    if text.startswith("/"):
+        raise PermissionError(f"{path} is outside the workspace")
+    parts: list[str] = []
+    for part in text.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not parts:
+                raise PermissionError(f"{path} is outside the workspace")
+            parts.pop()
+        else:
+            parts.append(part)
+    return parts
