@@ -161,11 +161,22 @@ def sandbox_run(
 
 
 @sandbox.command("gc")
-def sandbox_gc() -> None:
-    """Remove leftover sandbox containers and volumes (found by label)."""
+@click.option(
+    "--older-than",
+    type=float,
+    default=6 * 3600,
+    show_default=True,
+    help="Also remove sandboxes older than this many seconds whatever their runner.",
+)
+def sandbox_gc(older_than: float) -> None:
+    """Remove leftover sandbox containers and volumes (found by label).
+
+    A sandbox whose runner process on this host is gone is removed at once; sandboxes of
+    live runners are kept.
+    """
     from astraforge.sandbox.docker import gc
 
-    removed = gc()
+    removed = gc(older_than=older_than)
     for name in removed:
         click.echo(f"removed {name}")
     click.echo(f"{len(removed)} leftover(s) removed")

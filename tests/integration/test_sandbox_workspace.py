@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from tests.conftest import run_cli
-from tests.integration.conftest import DOCKER_TCP, MINIMAL_IMAGE, SandboxFactory, config_for
+from tests.integration.conftest import DOCKER_TCP, IMAGE, MINIMAL_IMAGE, SandboxFactory, config_for
 
 from astraforge.sandbox import DockerConfig, open_sandbox
 
@@ -108,16 +109,27 @@ def test_cli_sandbox_run_exit_code_and_output(repo: Path, backend: str) -> None:
     assert failing.stderr == "bad\n"
 
 
-def test_cli_sandbox_gc_removes_leftovers(repo: Path) -> None:
-    box = open_sandbox(config_for("docker"), repo, run_id="leftover-gc")
-    box.start()  # never stopped: a leftover, like after a kill -9 of the runner
-    result = run_cli("sandbox", "gc")
-    assert result.returncode == 0
-    assert "astraforge-leftover-gc" in result.stdout
+def test_cli_sandbox_gc_removes_leftovers_of_dead_runners_only(repo: Path) -> None:
     import docker
 
-    assert not docker.from_env().containers.list(all=True, filters={"name": "leftover-gc"})
-    box.stop()
+    # A runner killed with SIGKILL leaves its sandbox behind ...
+    script = (
+        "import os, sys; from pathlib import Path; "
+        "from astraforge.sandbox import DockerConfig, open_sandbox; "
+        f"box = open_sandbox(DockerConfig(image={IMAGE!r}), Path(sys.argv[1]), run_id='dead-gc'); "
+        "box.start(); os.kill(os.getpid(), 9)"
+    )
+    subprocess.run([sys.executable, "-c", script, str(repo)], check=False, timeout=120)
+    # ... while a live runner's sandbox must survive gc.
+    with open_sandbox(config_for("docker"), repo, run_id="live-gc") as live:
+        result = run_cli("sandbox", "gc")
+        assert result.returncode == 0, result.stderr
+        assert "astraforge-dead-gc" in result.stdout
+        assert "astraforge-live-gc" not in result.stdout
+        assert live.run("echo still here").stdout == "still here\n"
+    client = docker.from_env()
+    assert not client.containers.list(all=True, filters={"name": "dead-gc"})
+    assert not client.volumes.list(filters={"name": "dead-gc"})
 
 
 def test_unreachable_daemon_is_a_clear_error(repo: Path, tmp_path: Path) -> None:

@@ -149,7 +149,13 @@ class DockerSandbox(Lifecycle):
         import docker.errors
 
         self._docker = client(self.config)
-        labels = {LABEL: "1", f"{LABEL}.run": self.run_id}
+        labels = {
+            LABEL: "1",
+            f"{LABEL}.run": self.run_id,
+            f"{LABEL}.host": socket.gethostname(),
+            f"{LABEL}.pid": str(os.getpid()),
+            f"{LABEL}.created": str(int(time.time())),
+        }
         try:
             self._docker.images.get(self.config.image)
         except docker.errors.ImageNotFound:
@@ -382,16 +388,39 @@ def _confine(path: str) -> str:
     return "/".join([WORKSPACE, *confine(path)])
 
 
-def gc(config: DockerConfig | None = None) -> list[str]:
-    """Remove every leftover sandbox container and volume (by label); return their names."""
+def _leftover(labels: dict[str, str], older_than: float) -> bool:
+    """A sandbox is left over when the runner that made it on this host is gone, or when it
+    is older than ``older_than`` seconds (runners on other hosts, e.g. a shared dind)."""
+    if labels.get(f"{LABEL}.host") == socket.gethostname():
+        pid = labels.get(f"{LABEL}.pid", "")
+        if pid.isdigit():
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                return True
+            except PermissionError:
+                pass
+    created = labels.get(f"{LABEL}.created", "")
+    return not created.isdigit() or time.time() - int(created) > older_than
+
+
+def gc(config: DockerConfig | None = None, older_than: float = 6 * 3600) -> list[str]:
+    """Remove leftover sandbox containers and their volumes; return their names.
+
+    Sandboxes of runners still alive on this host are kept, and so are sandboxes younger
+    than ``older_than`` seconds whose runner is elsewhere.
+    """
     api = client(config or DockerConfig())
     removed = []
     for container in api.containers.list(all=True, filters={"label": LABEL}):
-        with contextlib.suppress(Exception):
-            container.remove(force=True)
-            removed.append(container.name)
+        if _leftover(container.labels, older_than):
+            with contextlib.suppress(Exception):
+                container.remove(force=True)
+                removed.append(container.name)
     for volume in api.volumes.list(filters={"label": LABEL}):
-        with contextlib.suppress(Exception):
-            volume.remove(force=True)
-            removed.append(volume.name)
+        labels = volume.attrs.get("Labels") or {}
+        if _leftover(labels, older_than):
+            with contextlib.suppress(Exception):
+                volume.remove(force=True)
+                removed.append(volume.name)
     return removed
