@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Protocol, Self
 
+from astraforge.errors import SandboxError
 from astraforge.sandbox.config import BwrapConfig, DockerConfig
 
 SandboxConfig = DockerConfig | BwrapConfig
@@ -86,6 +87,15 @@ class Lifecycle:
 
     def _go_offline(self) -> None:
         raise NotImplementedError
+
+    def run(
+        self, cmd: str, timeout: float | None = None, env: dict[str, str] | None = None
+    ) -> ExecResult:
+        """Run one agent-phase command: the sandbox goes offline first if setup had network."""
+        if getattr(self, "_session", None) is None:
+            raise SandboxError("the sandbox is not started")
+        self._go_offline()
+        return self._session_run(cmd, timeout or self.config.command_timeout, env)
 
     def __enter__(self) -> Self:
         self.start()

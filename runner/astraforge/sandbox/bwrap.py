@@ -271,14 +271,6 @@ class BwrapSandbox(Lifecycle):
             self._shadow = None
         self._session = None
 
-    def run(
-        self, cmd: str, timeout: float | None = None, env: dict[str, str] | None = None
-    ) -> ExecResult:
-        if self._session is None:
-            raise SandboxError("the sandbox is not started")
-        self._go_offline()
-        return self._session_run(cmd, timeout or self.config.command_timeout, env)
-
     def _session_run(self, cmd: str, timeout: float, env: dict[str, str] | None) -> ExecResult:
         if self._session is None:
             raise SandboxError("the sandbox is not started")

@@ -289,14 +289,6 @@ class DockerSandbox(Lifecycle):
             raise SandboxError(f"the sandbox is still on networks {sorted(left)} after setup")
         self._online = False
 
-    def run(
-        self, cmd: str, timeout: float | None = None, env: dict[str, str] | None = None
-    ) -> ExecResult:
-        if self._session is None:
-            raise SandboxError("the sandbox is not started")
-        self._go_offline()
-        return self._session_run(cmd, timeout or self.config.command_timeout, env)
-
     def _session_run(self, cmd: str, timeout: float, env: dict[str, str] | None) -> ExecResult:
         if self._session is None:
             raise SandboxError("the sandbox is not started")
