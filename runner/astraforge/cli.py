@@ -19,7 +19,7 @@ import click
 from astraforge import __version__, events, resources
 from astraforge import config as config_mod
 from astraforge.ci import detect
-from astraforge.errors import AstraForgeError
+from astraforge.errors import AstraForgeError, UsageError
 from astraforge.task import Source
 from astraforge.trigger import decide
 
@@ -180,6 +180,120 @@ def sandbox_gc(older_than: float) -> None:
     for name in removed:
         click.echo(f"removed {name}")
     click.echo(f"{len(removed)} leftover(s) removed")
+
+
+@cli.command("agent")
+@click.option(
+    "--repo",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    required=True,
+    help="Local checkout the agent works on (a copy goes into the sandbox).",
+)
+@click.option("--task", "task_text", help="What to do, in plain language.")
+@click.option(
+    "--event",
+    "event_file",
+    type=click.Path(path_type=Path),
+    help="An event payload (issue, comment, alert) instead of --task.",
+)
+@click.option("--model", help="Model name, or replay:TRAJECTORY.jsonl to replay a run.")
+@click.option("--base-url", help="OpenAI-compatible API base URL (default: OPENAI_BASE_URL).")
+@click.option("--backend", type=click.Choice(["docker", "bwrap"]), help="Sandbox backend.")
+@click.option("--image", help="Sandbox image (docker backend).")
+@click.option("--test-command", help="Test command the runner runs before and after the change.")
+@click.option("--config", "config_file", type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="Where outcome.json, diff.patch and trajectory.jsonl go.",
+)
+def agent_command(
+    repo: Path,
+    task_text: str | None,
+    event_file: Path | None,
+    model: str | None,
+    base_url: str | None,
+    backend: str | None,
+    image: str | None,
+    test_command: str | None,
+    config_file: Path | None,
+    out: Path,
+) -> None:
+    """Run only the agent on a local checkout: no forge, no push.
+
+    Writes outcome.json (with `status`), diff.patch and trajectory.jsonl into --out, also
+    when the run fails.
+    """
+    from astraforge.agent.run import run_agent
+    from astraforge.events import manual
+
+    if (task_text is None) == (event_file is None):
+        raise UsageError("give exactly one of --task TEXT and --event FILE")
+    cfg = config_mod.load(
+        repo,
+        file=config_file,
+        env=os.environ,
+        cli={
+            "model.name": model,
+            "model.base_url": base_url,
+            "sandbox.backend": backend,
+            "sandbox.image": image,
+            "test_command": test_command,
+        },
+    )
+    if event_file is not None:
+        task = events.parse_file(event_file, syntax=cfg.trigger.syntax())
+    else:
+        task = manual.parse({"request": task_text})
+    result = run_agent(task, cfg, repo, out, env=os.environ)
+    outcome = result.outcome
+    usage = outcome.usage
+    changed = f"{len(outcome.files)} file(s) changed" if outcome.files else "no file changed"
+    click.echo(
+        f"{outcome.status.value}: {outcome.reason}; {changed}; {usage.get('turns', 0)} turn(s), "
+        f"{usage.get('total_tokens', 0)} tokens; artifacts in {out}",
+        err=True,
+    )
+    if result.error is not None:
+        raise result.error
+
+
+@cli.command("replay")
+@click.argument("trajectory", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--repo",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    required=True,
+    help="Checkout holding the commit the run started from.",
+)
+@click.option("--backend", type=click.Choice(["docker", "bwrap"]), help="Default: as recorded.")
+@click.option("--image", help="Sandbox image (docker backend).")
+def replay_command(trajectory: Path, repo: Path, backend: str | None, image: str | None) -> None:
+    """Re-execute a run's tool calls in a fresh sandbox, without a model.
+
+    Exits 0 only if the resulting diff is identical to the recorded one.
+    """
+    from astraforge.agent.replay import replay
+    from astraforge.sandbox import BwrapConfig, DockerConfig
+
+    spec: DockerConfig | BwrapConfig | None = None
+    if backend == "bwrap":
+        spec = BwrapConfig()
+    elif backend == "docker" or image:
+        spec = DockerConfig(**({"image": image} if image else {}))
+    result = replay(trajectory, repo, spec)
+    if not result.base_tree_matches:
+        click.echo("warning: the replay started from different files than the run", err=True)
+    if result.identical:
+        click.echo(f"identical: {result.calls} tool call(s) replayed, diff {result.actual_sha256}")
+        return
+    click.echo(
+        f"different: {result.calls} tool call(s) replayed; diff {result.actual_sha256}, "
+        f"recorded {result.expected_sha256}",
+        err=True,
+    )
+    sys.exit(1)
 
 
 def _print_json(data: Any) -> None:

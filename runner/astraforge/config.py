@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from astraforge.errors import ConfigError
 from astraforge.events.commands import CommandSyntax
+from astraforge.sandbox.config import BwrapConfig, DockerConfig, SandboxSpec
 
 CONFIG_FILES = (".astraforge.yml", ".astraforge.yaml")
 MAX_CONFIG_BYTES = 1024 * 1024
@@ -70,19 +71,68 @@ class TriggerConfig(_Section):
         return CommandSyntax(command=self.command, mention=self.mention)
 
 
+class Price(_Section):
+    """USD per million tokens."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+
+
+# Published list prices (USD per million tokens); a model missing here counts tokens only.
+DEFAULT_PRICES: dict[str, dict[str, float]] = {
+    "gpt-4.1": {"input": 2.0, "output": 8.0},
+    "gpt-4.1-mini": {"input": 0.4, "output": 1.6},
+    "gpt-4.1-nano": {"input": 0.1, "output": 0.4},
+    "gpt-4o": {"input": 2.5, "output": 10.0},
+    "gpt-4o-mini": {"input": 0.15, "output": 0.6},
+    "o3": {"input": 2.0, "output": 8.0},
+    "o4-mini": {"input": 1.1, "output": 4.4},
+}
+
+
 class ModelConfig(_Section):
     """The LLM, reached through any OpenAI-compatible API."""
 
-    name: str = Field(default="gpt-4.1", description="model name as the API knows it")
-    base_url: str | None = Field(
-        default=None, description="API base URL; default OpenAI's, or OPENAI_BASE_URL"
+    name: str = Field(
+        default="gpt-4.1",
+        description="model name as the API knows it (the deployment name on Azure); "
+        "`replay:FILE` replays a recorded trajectory",
     )
+    api: Literal["openai", "azure"] = Field(
+        default="openai", description="`azure` for Azure OpenAI; `openai` for every other API"
+    )
+    base_url: str | None = Field(
+        default=None,
+        description="API base URL (the resource endpoint on Azure); default OpenAI's, "
+        "or OPENAI_BASE_URL",
+    )
+    api_version: str = Field(default="2024-10-21", description="Azure OpenAI API version")
     api_key_env: str = Field(
         default="OPENAI_API_KEY", description="name of the environment variable holding the API key"
     )
-    temperature: float = Field(default=0.0, ge=0, le=2)
+    temperature: float | None = Field(
+        default=0.0, ge=0, le=2, description="null leaves it to the server (reasoning models)"
+    )
     timeout_seconds: float = Field(default=120.0, gt=0, description="per request")
+    max_retries: int = Field(
+        default=4, ge=0, le=20, description="retries on 429, 5xx, timeouts and connection errors"
+    )
     extra_headers: dict[str, str] = Field(default_factory=dict)
+    context_window: int = Field(
+        default=128_000, ge=4096, description="tokens; older tool outputs are elided near it"
+    )
+    max_output_tokens: int = Field(default=8192, ge=256, description="per reply")
+    max_tokens_param: Literal["max_completion_tokens", "max_tokens"] = Field(
+        default="max_completion_tokens",
+        description="request field that caps a reply; older servers only know max_tokens",
+    )
+    prices: dict[str, Price] = Field(
+        default_factory=lambda: {k: Price(**v) for k, v in DEFAULT_PRICES.items()},
+        description="USD per million tokens by model name; unknown models count tokens only",
+    )
+
+    def price(self) -> Price | None:
+        return self.prices.get(self.name)
 
 
 class SandboxSettings(_Section):
@@ -90,6 +140,11 @@ class SandboxSettings(_Section):
 
     backend: Literal["docker", "bwrap"] = "docker"
     image: str = Field(default="python:3.12-slim", description="sandbox image (docker backend)")
+
+    def spec(self) -> SandboxSpec:
+        if self.backend == "bwrap":
+            return BwrapConfig()
+        return DockerConfig(image=self.image)
 
 
 class Budgets(_Section):

@@ -48,6 +48,24 @@ def test_changes_come_back_exactly(sandbox_factory: SandboxFactory) -> None:
     assert "root:" not in changes.patch  # the link was never followed on the host
 
 
+def test_changes_follow_gitignore_and_skip_build_leftovers(
+    sandbox_factory: SandboxFactory, repo: Path
+) -> None:
+    (repo / ".gitignore").write_text("build/\n")
+    (repo / "pkg" / "tracked.log").write_text("kept\n")
+    box = sandbox_factory()
+    box.run(
+        "mkdir -p build pkg/__pycache__ .pytest_cache && echo x > build/out.o "
+        "&& echo x > pkg/__pycache__/calc.cpython-311.pyc && echo x > .pytest_cache/v "
+        "&& echo changed > pkg/tracked.log && echo y > pkg/new.py"
+    )
+    changes = box.changes()
+    assert changes.added == ["pkg/new.py"]
+    assert changes.modified == ["pkg/tracked.log"]
+    assert changes.base_tree and len(changes.base_tree) == 40
+    assert box.run("env").stdout.count("PYTHONDONTWRITEBYTECODE=1") == 1
+
+
 def test_applying_the_patch_reproduces_the_change(
     sandbox_factory: SandboxFactory, repo: Path
 ) -> None:

@@ -36,6 +36,7 @@ class Changes:
     deleted: list[str] = field(default_factory=list)
     patch: str = ""
     skipped: list[str] = field(default_factory=list)
+    base_tree: str = ""  # git tree id of the starting workspace
 
     @property
     def empty(self) -> bool:

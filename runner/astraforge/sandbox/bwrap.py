@@ -23,13 +23,11 @@ from typing import IO
 
 from astraforge.errors import SandboxError
 from astraforge.sandbox.base import Changes, ExecResult, Lifecycle
-from astraforge.sandbox.config import SANDBOX_UID, TMP, WORKSPACE, BwrapConfig
+from astraforge.sandbox.config import HOME, SANDBOX_UID, TMP, WORKSPACE, BwrapConfig
 from astraforge.sandbox.session import STDERR, STDOUT, ShellSession
 from astraforge.sandbox.workspace import Shadow, extract, pack, resolve_nofollow
 
 HOST_UID = 61000  # the unprivileged host account a root runner drops to
-HOME = "/home/sandbox"
-PATH = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
@@ -235,8 +233,7 @@ class BwrapSandbox(Lifecycle):
             WORKSPACE,
             "--clearenv",
         ]
-        env = {"PATH": PATH, "HOME": HOME, "LANG": "C.UTF-8", "USER": "sandbox", "TMPDIR": TMP}
-        env.update({k: os.environ[k] for k in cfg.env_allow if k in os.environ})
+        env = cfg.environment()
         for key, value in env.items():
             args += ["--setenv", key, value]
         return [*limits, *drop, *args, "/bin/sh"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -9,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 WORKSPACE = "/workspace"
 TMP = "/tmp"  # noqa: S108 - the sandbox's own private tmpfs
 SANDBOX_UID = 1000
+HOME = "/home/sandbox"
+PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 class _Common(BaseModel):
@@ -30,6 +34,20 @@ class _Common(BaseModel):
     )
     setup_network: bool = Field(default=False, description="allow network for the setup phase only")
     setup_timeout: float = Field(default=900.0, gt=0, description="per setup command")
+
+    def environment(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The sandbox's whole environment: fixed values plus the allowed runner variables."""
+        env = {
+            "PATH": PATH,
+            "HOME": HOME,
+            "LANG": "C.UTF-8",
+            "USER": "sandbox",
+            "TMPDIR": TMP,
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+        env.update({k: os.environ[k] for k in self.env_allow if k in os.environ})
+        env.update(extra or {})
+        return env
 
 
 class DockerConfig(_Common):

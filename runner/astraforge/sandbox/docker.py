@@ -22,13 +22,11 @@ from typing import Any
 
 from astraforge.errors import SandboxError
 from astraforge.sandbox.base import Changes, ExecResult, Lifecycle
-from astraforge.sandbox.config import SANDBOX_UID, TMP, WORKSPACE, DockerConfig
+from astraforge.sandbox.config import HOME, SANDBOX_UID, TMP, WORKSPACE, DockerConfig
 from astraforge.sandbox.session import ShellSession
 from astraforge.sandbox.workspace import Shadow, confine, pack
 
 LABEL = "io.astraforge.sandbox"
-PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-HOME = "/home/sandbox"
 
 
 def client(config: DockerConfig) -> Any:
@@ -188,7 +186,7 @@ class DockerSandbox(Lifecycle):
                 ["sleep", "2147483647"],
                 name=self.name,
                 labels=labels,
-                environment=self._env(),
+                environment=self.config.environment(),
                 working_dir=WORKSPACE,
                 detach=True,
                 **host_config(self.config, self._volume.name),
@@ -205,12 +203,6 @@ class DockerSandbox(Lifecycle):
                 raise SandboxError("copying the workspace into the sandbox failed")
         self._open_session()
 
-    def _env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
-        env = {"PATH": PATH, "HOME": HOME, "LANG": "C.UTF-8", "USER": "sandbox", "TMPDIR": TMP}
-        env.update({k: os.environ[k] for k in self.config.env_allow if k in os.environ})
-        env.update(extra or {})
-        return env
-
     def _open_session(self) -> None:
         api = self._docker.api
         exec_id = api.exec_create(
@@ -222,7 +214,7 @@ class DockerSandbox(Lifecycle):
             tty=False,
             user=f"{SANDBOX_UID}:{SANDBOX_UID}",
             workdir=WORKSPACE,
-            environment=self._env(),
+            environment=self.config.environment(),
         )["Id"]
         sock = api.exec_start(exec_id, socket=True, demux=False)
         self._sock = getattr(sock, "_sock", sock)

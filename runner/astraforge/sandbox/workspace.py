@@ -21,6 +21,19 @@ from astraforge.sandbox.base import Changes
 from astraforge.sandbox.config import SANDBOX_UID
 
 EXCLUDED = {".git"}
+# Build and test leftovers never count as changes, on top of the repository's .gitignore.
+JUNK = (
+    "__pycache__/",
+    "*.py[cod]",
+    ".pytest_cache/",
+    ".mypy_cache/",
+    ".ruff_cache/",
+    ".tox/",
+    ".nox/",
+    ".coverage",
+    "node_modules/",
+    ".DS_Store",
+)
 
 
 def pack(source: Path, out: IO[bytes], uid: int = SANDBOX_UID) -> None:
@@ -87,14 +100,21 @@ def extract(archive: IO[bytes], dest: Path, strip: str = "") -> list[str]:
 
 
 class Shadow:
-    """A private git repository holding the starting tree, to diff what comes back."""
+    """A private git repository holding the starting tree, to diff what comes back.
+
+    It follows git's own rules, as a commit in the real repository would: the repository's
+    .gitignore applies, and so does :data:`JUNK`.
+    """
 
     def __init__(self, start_tar: IO[bytes]) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="astraforge-shadow-"))
         run_git(["init", "-q", "-b", "base", "."], self.dir)
+        (self.dir / ".git" / "info").mkdir(exist_ok=True)
+        (self.dir / ".git" / "info" / "exclude").write_text("\n".join(JUNK) + "\n")
         extract(start_tar, self.dir)
-        run_git(["add", "-A", "--force", "."], self.dir)
+        run_git(["add", "-A", "."], self.dir)
         run_git(["commit", "-q", "--allow-empty", "--no-verify", "-m", "start"], self.dir)
+        self.base_tree = run_git(["rev-parse", "HEAD^{tree}"], self.dir).stdout.decode().strip()
 
     def diff(self, end_tar: IO[bytes], strip: str = "") -> Changes:
         for child in self.dir.iterdir():
@@ -105,7 +125,7 @@ class Shadow:
             else:
                 child.unlink()
         skipped = extract(end_tar, self.dir, strip)
-        run_git(["add", "-A", "--force", "."], self.dir)
+        run_git(["add", "-A", "."], self.dir)
         status = (
             run_git(["diff", "--cached", "--name-status", "--no-renames", "-z", "HEAD"], self.dir)
             .stdout.decode("utf-8", "surrogateescape")
@@ -124,6 +144,7 @@ class Shadow:
             deleted=deleted,
             patch=patch.decode("utf-8", "surrogateescape"),
             skipped=skipped,
+            base_tree=self.base_tree,
         )
 
     def close(self) -> None:

@@ -1,0 +1,319 @@
+"""The model seam: ``complete(messages, tools) -> Reply``.
+
+:class:`OpenAIModel` speaks chat completions with tools through the openai SDK, to OpenAI,
+Azure OpenAI or any compatible server. It retries on its own instead of with the SDK's retry
+loop, so that a retry never sleeps or waits past the run's wall-time budget and every retry
+is recorded. :class:`ReplayModel` answers with a trajectory's recorded replies.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from astraforge import tokens
+from astraforge.config import ModelConfig
+from astraforge.errors import ModelError
+
+Message = dict[str, Any]
+REPLAY_PREFIX = "replay:"
+OPENAI_URL = "https://api.openai.com/v1"
+INITIAL_BACKOFF = 0.5
+MAX_BACKOFF = 8.0
+MAX_RETRY_AFTER = 120.0
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str  # the JSON text exactly as the model sent it
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    estimated: bool = False  # the server reported no usage
+
+    @property
+    def total(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True)
+class Reply:
+    content: str | None
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    finish_reason: str | None = None
+
+    def message(self) -> Message:
+        """The assistant message to append to the conversation."""
+        message: Message = {"role": "assistant", "content": self.content}
+        if self.tool_calls:
+            message["tool_calls"] = [
+                {
+                    "id": c.id,
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": c.arguments},
+                }
+                for c in self.tool_calls
+            ]
+        return message
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Reply:
+        return cls(
+            content=data.get("content"),
+            tool_calls=[ToolCall(**c) for c in data.get("tool_calls") or []],
+            usage=Usage(**(data.get("usage") or {})),
+            finish_reason=data.get("finish_reason"),
+        )
+
+
+class DeadlineReached(Exception):
+    """The wall-time budget ran out while waiting for the model."""
+
+
+class Model(Protocol):
+    name: str
+
+    def complete(
+        self,
+        messages: list[Message],
+        tools: list[dict[str, Any]],
+        *,
+        max_output: int,
+        deadline: float,
+    ) -> Reply: ...
+
+
+RetryHook = Callable[[int, str, float], None]  # attempt, what failed, seconds to wait
+
+
+class OpenAIModel:
+    """Chat completions with tools over the openai SDK."""
+
+    def __init__(self, config: ModelConfig, api_key: str, on_retry: RetryHook | None = None):
+        import openai
+
+        self.config = config
+        self.name = config.name
+        self.on_retry = on_retry
+        common: dict[str, Any] = {
+            "api_key": api_key,
+            "max_retries": 0,
+            "timeout": config.timeout_seconds,
+            "default_headers": config.extra_headers or None,
+        }
+        if config.api == "azure":
+            if not config.base_url:
+                raise ModelError(
+                    "model.api is azure but no endpoint is set",
+                    "set model.base_url to https://RESOURCE.openai.azure.com",
+                )
+            self._client: Any = openai.AzureOpenAI(
+                azure_endpoint=config.base_url, api_version=config.api_version, **common
+            )
+        else:
+            self._client = openai.OpenAI(base_url=config.base_url or OPENAI_URL, **common)
+
+    def complete(
+        self,
+        messages: list[Message],
+        tools: list[dict[str, Any]],
+        *,
+        max_output: int,
+        deadline: float,
+    ) -> Reply:
+        import openai
+
+        request: dict[str, Any] = {
+            "model": self.name,
+            "messages": messages,
+            "tools": tools,
+            self.config.max_tokens_param: max_output,
+        }
+        if self.config.temperature is not None:
+            request["temperature"] = self.config.temperature
+        attempt = 0
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise DeadlineReached
+            try:
+                response = self._client.chat.completions.create(
+                    **request, timeout=min(self.config.timeout_seconds, remaining)
+                )
+            except (openai.APITimeoutError, openai.APIConnectionError) as exc:
+                if time.monotonic() >= deadline:
+                    raise DeadlineReached from None
+                failure, wait = self._describe(exc), _backoff(attempt)
+            except openai.APIStatusError as exc:
+                if exc.status_code != 429 and exc.status_code < 500:
+                    raise self._refused(exc) from None
+                failure = f"HTTP {exc.status_code}"
+                after = _retry_after(exc.response.headers)
+                wait = _backoff(attempt) if after is None else after
+            else:
+                return self._reply(response, messages)
+            if attempt >= self.config.max_retries:
+                raise ModelError(
+                    f"the model API kept failing ({failure}) after {attempt + 1} attempts",
+                    "try again later, or raise model.max_retries; the partial run is kept",
+                )
+            if time.monotonic() + wait >= deadline:
+                raise DeadlineReached
+            if self.on_retry:
+                self.on_retry(attempt + 1, failure, wait)
+            time.sleep(wait)
+            attempt += 1
+
+    def _describe(self, exc: Exception) -> str:
+        import openai
+
+        if isinstance(exc, openai.APITimeoutError):
+            return f"no reply within {self.config.timeout_seconds:g}s"
+        return f"cannot connect to {self.config.base_url or OPENAI_URL}"
+
+    def _refused(self, exc: Any) -> ModelError:
+        status = exc.status_code
+        detail = _error_detail(exc)
+        where = self.config.base_url or OPENAI_URL
+        if status == 401:
+            return ModelError(
+                f"the model API at {where} rejected the API key (HTTP 401)",
+                f"check the key in {self.config.api_key_env}",
+            )
+        if status == 403:
+            return ModelError(f"the API key may not use model {self.name!r} (HTTP 403){detail}")
+        if status == 404:
+            return ModelError(
+                f"model {self.name!r} or its endpoint was not found at {where} (HTTP 404)",
+                "check model.name and model.base_url",
+            )
+        return ModelError(
+            f"the model API refused the request (HTTP {status}){detail}",
+            "check the model settings; the partial run is kept",
+        )
+
+    def _reply(self, response: Any, messages: list[Message]) -> Reply:
+        if not getattr(response, "choices", None):
+            raise ModelError("the model API answered without any choice", "check model.base_url")
+        choice = response.choices[0]
+        message = choice.message
+        calls = [
+            ToolCall(
+                id=c.id or f"call_{i}",
+                name=c.function.name or "",
+                arguments=c.function.arguments or "",
+            )
+            for i, c in enumerate(message.tool_calls or [])
+            if getattr(c, "function", None) is not None
+        ]
+        if response.usage is not None:
+            usage = Usage(response.usage.prompt_tokens or 0, response.usage.completion_tokens or 0)
+        else:
+            out = (message.content or "") + "".join(c.arguments for c in calls)
+            usage = Usage(tokens.count_messages(messages), tokens.count(out), estimated=True)
+        return Reply(message.content, calls, usage, choice.finish_reason)
+
+
+def _backoff(attempt: int) -> float:
+    """Exponential backoff with up to 25% jitter."""
+    delay: float = min(INITIAL_BACKOFF * 2.0**attempt, MAX_BACKOFF)
+    return delay * (1 - 0.25 * random.random())  # noqa: S311
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date)."""
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if not value:
+            continue
+        try:
+            seconds = float(value) * scale
+        except ValueError:
+            parsed = email.utils.parsedate_tz(value) if scale == 1.0 else None
+            if parsed is None:
+                continue
+            seconds = float(email.utils.mktime_tz(parsed) - time.time())
+        return max(0.0, min(seconds, MAX_RETRY_AFTER))
+    return None
+
+
+def _error_detail(exc: Any) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        message = body.get("message") or (body.get("error") or {}).get("message")
+        if message:
+            return f": {str(message)[:300]}"
+    return ""
+
+
+class ReplayModel:
+    """Answers with the replies recorded in a trajectory, in order; needs no network."""
+
+    def __init__(self, path: Path) -> None:
+        from astraforge.agent.trajectory import read_events
+
+        self.name = f"{REPLAY_PREFIX}{path}"
+        self._replies = [
+            Reply.from_json(e["reply"]) for e in read_events(path) if e["type"] == "response"
+        ]
+        if not self._replies:
+            raise ModelError(f"{path}: the trajectory holds no model replies to replay")
+        self._next = 0
+
+    def complete(
+        self,
+        messages: list[Message],
+        tools: list[dict[str, Any]],
+        *,
+        max_output: int,
+        deadline: float,
+    ) -> Reply:
+        if self._next >= len(self._replies):
+            raise ModelError(
+                f"the replayed trajectory has only {len(self._replies)} replies",
+                "the run took a different path than the recorded one",
+            )
+        reply = self._replies[self._next]
+        self._next += 1
+        return reply
+
+
+def make_model(
+    config: ModelConfig, env: Mapping[str, str], on_retry: RetryHook | None = None
+) -> Model:
+    """The model a configuration names; ``replay:FILE`` selects :class:`ReplayModel`."""
+    if config.name.startswith(REPLAY_PREFIX):
+        return ReplayModel(Path(config.name[len(REPLAY_PREFIX) :]))
+    key = env.get(config.api_key_env, "").strip()
+    if not key:
+        if not config.base_url or config.api == "azure":
+            raise ModelError(
+                f"{config.api_key_env} is not set",
+                f"export the model API key as {config.api_key_env}, or point model.base_url "
+                "at a server that needs no key",
+            )
+        key = "unused"  # local servers (Ollama, vLLM) accept any key
+    return OpenAIModel(config, key, on_retry)
+
+
+def describe(config: ModelConfig) -> dict[str, Any]:
+    """What the trajectory and report say about the model (never the key)."""
+    return {
+        "name": config.name,
+        "api": config.api,
+        "base_url": config.base_url or (None if config.api == "azure" else OPENAI_URL),
+    }

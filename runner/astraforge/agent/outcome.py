@@ -1,0 +1,116 @@
+"""What an agent run produces: ``outcome.json``, ``diff.patch`` and ``trajectory.jsonl``."""
+
+from __future__ import annotations
+
+import hashlib
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from astraforge.sandbox.base import Changes, ExecResult
+
+OUTPUT_TAIL = 4000
+
+
+class Status(StrEnum):
+    FIXED = "fixed"
+    NO_CHANGE = "no_change"
+    BUDGET_EXHAUSTED = "budget_exhausted"
+    ERROR = "error"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TestRun(_Model):
+    """The runner's own run of the configured test command."""
+
+    phase: str = Field(description="before or after the agent's change")
+    command: str
+    exit_code: int
+    passed: bool
+    timed_out: bool = False
+    seconds: float
+    output: str = Field(description="the tail of stdout and stderr")
+
+    @classmethod
+    def of(cls, phase: str, command: str, result: ExecResult) -> TestRun:
+        output = result.stdout + ("\n" if result.stdout and result.stderr else "") + result.stderr
+        return cls(
+            phase=phase,
+            command=command,
+            exit_code=result.exit_code,
+            passed=result.ok,
+            timed_out=result.timed_out,
+            seconds=round(result.duration, 3),
+            output=output[-OUTPUT_TAIL:],
+        )
+
+
+class FileChange(_Model):
+    path: str
+    change: str = Field(description="added, modified or deleted")
+    added_lines: int = 0
+    deleted_lines: int = 0
+
+
+class Outcome(_Model):
+    status: Status
+    reason: str = Field(description="one line: why the run ended this way")
+    summary: str | None = None
+    root_cause: str | None = None
+    tests_reported: str | None = Field(default=None, description="what the agent said it tested")
+    tests_before: TestRun | None = None
+    tests_after: TestRun | None = None
+    files: list[FileChange] = Field(default_factory=list)
+    diff_sha256: str | None = None
+    base_tree: str | None = Field(default=None, description="git tree id of the starting files")
+    budget: str | None = Field(default=None, description="the budget that ran out, if one did")
+    usage: dict[str, Any] = Field(default_factory=dict)
+    model: dict[str, Any] = Field(default_factory=dict)
+    engine: str = "builtin"
+    error: str | None = None
+    run_id: str
+
+    def write(self, out: Path) -> Path:
+        path = out / "outcome.json"
+        path.write_text(self.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        return path
+
+
+def file_changes(changes: Changes) -> list[FileChange]:
+    """Per-file line counts, read from the patch."""
+    stats: dict[str, list[int]] = {}
+    current: str | None = None
+    in_hunk = False
+    for line in changes.patch.splitlines():
+        if line.startswith("diff --git "):
+            current, in_hunk = None, False
+        elif not in_hunk and line.startswith(("--- a/", "+++ b/")):
+            current = line[6:]
+            stats.setdefault(current, [0, 0])
+        elif line.startswith("@@"):
+            in_hunk = True
+        elif in_hunk and current is not None and line[:1] in "+-" and line:
+            stats[current][0 if line[0] == "+" else 1] += 1
+    kinds = {
+        **{p: "added" for p in changes.added},
+        **{p: "modified" for p in changes.modified},
+        **{p: "deleted" for p in changes.deleted},
+    }
+    return [
+        FileChange(
+            path=p,
+            change=kind,
+            added_lines=stats.get(p, [0, 0])[0],
+            deleted_lines=stats.get(p, [0, 0])[1],
+        )
+        for p, kind in sorted(kinds.items())
+    ]
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()

@@ -1,0 +1,202 @@
+"""One agent run on a local checkout: sandbox, setup, tests before, the loop, tests after,
+and the three artifacts. Nothing here talks to a forge or pushes."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from astraforge import render
+from astraforge.agent.loop import Budget, Conversation, LoopEnd, run_loop
+from astraforge.agent.model import Message, make_model
+from astraforge.agent.model import describe as describe_model
+from astraforge.agent.outcome import Outcome, Status, TestRun, file_changes, sha256
+from astraforge.agent.tools import TOOLS, CommandCheck, Toolbox
+from astraforge.agent.trajectory import Trajectory
+from astraforge.config import Config
+from astraforge.errors import AstraForgeError, SandboxError
+from astraforge.git import run_git
+from astraforge.redact import Redactor, secrets_from_env
+from astraforge.sandbox import Sandbox, open_sandbox
+from astraforge.sandbox.base import Changes
+from astraforge.sandbox.config import WORKSPACE
+from astraforge.task import Task
+
+TRAJECTORY = "trajectory.jsonl"
+DIFF = "diff.patch"
+
+
+@dataclass
+class AgentRun:
+    outcome: Outcome
+    out: Path
+    error: BaseException | None = None
+
+
+def initial_messages(task: Task, test_command: str | None) -> list[Message]:
+    system = render.render(
+        "prompts", "system.md.j2", workspace=WORKSPACE, test_command=test_command
+    )
+    user = render.render("prompts", "task.md.j2", task=task)
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def base_commit(repo: Path) -> str | None:
+    if not (repo / ".git").exists():
+        return None
+    result = run_git(["rev-parse", "--verify", "HEAD"], repo, check=False)
+    return result.stdout.decode().strip() or None if result.returncode == 0 else None
+
+
+def run_tests(sandbox: Sandbox, phase: str, command: str, trajectory: Trajectory) -> TestRun:
+    result = sandbox.run(f"cd {WORKSPACE} && {command}")
+    run = TestRun.of(phase, command, result)
+    trajectory.write("test", **run.model_dump())
+    return run
+
+
+def run_agent(
+    task: Task,
+    config: Config,
+    repo: Path,
+    out: Path,
+    *,
+    env: Mapping[str, str],
+    messages: list[Message] | None = None,
+    check_command: CommandCheck | None = None,
+    run_id: str | None = None,
+) -> AgentRun:
+    """Run the agent on a copy of ``repo``; write outcome.json, diff.patch and the trajectory
+    into ``out``, also when the run fails."""
+    out.mkdir(parents=True, exist_ok=True)
+    run_id = run_id or secrets.token_hex(6)
+    redact = Redactor(secrets_from_env(env))
+    trajectory = Trajectory(out / TRAJECTORY, redact)
+    budget = Budget(config.budgets, config.model.price())
+    spec = config.sandbox.spec()
+    test_command = config.test_command
+    end: LoopEnd | None = None
+    changes: Changes | None = None
+    before = after = None
+    error: BaseException | None = None
+    try:
+        model = make_model(
+            config.model,
+            env,
+            on_retry=lambda n, what, wait: trajectory.write(
+                "retry", attempt=n, failure=what, wait=round(wait, 3)
+            ),
+        )
+        trajectory.write(
+            "start",
+            run_id=run_id,
+            model=describe_model(config.model),
+            engine=config.engine,
+            task=task.public_dict(),
+            base_commit=base_commit(repo),
+            setup=config.setup,
+            test_command=test_command,
+            budgets=config.budgets.model_dump(),
+            sandbox=spec.model_dump(),
+            tools=list(TOOLS),
+        )
+        conversation = Conversation(messages or initial_messages(task, test_command), trajectory)
+        with open_sandbox(spec, repo, run_id=run_id) as sandbox:
+            try:
+                _setup(sandbox, config.setup, trajectory)
+                if test_command:
+                    before = run_tests(sandbox, "before", test_command, trajectory)
+                toolbox = Toolbox(
+                    sandbox, check_command=check_command, default_timeout=spec.command_timeout
+                )
+                end = run_loop(
+                    model,
+                    toolbox,
+                    conversation,
+                    budget,
+                    trajectory,
+                    redact,
+                    max_output=config.model.max_output_tokens,
+                    context_window=config.model.context_window,
+                )
+            except BaseException as exc:
+                error = exc
+            try:
+                changes = sandbox.changes()
+            except Exception as exc:
+                error = error or exc
+            if error is None and changes is not None and test_command and not changes.empty:
+                after = run_tests(sandbox, "after", test_command, trajectory)
+    except BaseException as exc:
+        error = error or exc
+    outcome = _outcome(run_id, end, changes, error, budget, config)
+    outcome = outcome.model_copy(update={"tests_before": before, "tests_after": after})
+    (out / DIFF).write_text(changes.patch if changes else "", encoding="utf-8")
+    outcome.write(out)
+    trajectory.write("end", outcome=outcome.model_dump(mode="json"))
+    trajectory.close()
+    if error is not None and not isinstance(error, Exception):
+        raise error  # KeyboardInterrupt, SystemExit: the artifacts are written; stop now
+    return AgentRun(outcome, out, error)
+
+
+def _setup(sandbox: Sandbox, commands: list[str], trajectory: Trajectory) -> None:
+    if not commands:
+        return
+    for command, result in zip(commands, sandbox.setup(commands), strict=False):
+        trajectory.write(
+            "setup",
+            command=command,
+            exit_code=result.exit_code,
+            timed_out=result.timed_out,
+            output=(result.stdout + result.stderr)[-4000:],
+        )
+        if not result.ok:
+            raise SandboxError(
+                f"setup command {command!r} failed with exit code {result.exit_code}",
+                "fix `setup:` in .astraforge.yml; the sandbox has network during setup only "
+                "when sandbox.setup_network allows it",
+            )
+
+
+def _outcome(
+    run_id: str,
+    end: LoopEnd | None,
+    changes: Changes | None,
+    error: BaseException | None,
+    budget: Budget,
+    config: Config,
+) -> Outcome:
+    changed = changes is not None and not changes.empty
+    finish = end.finish if end else None
+    if error is not None:
+        message = error.one_line() if isinstance(error, AstraForgeError) else repr(error)
+        status, reason = Status.ERROR, message
+    elif end is None:
+        status, reason = Status.ERROR, "the agent did not run"
+    elif end.how == "budget":
+        status, reason = Status.BUDGET_EXHAUSTED, f"the {end.budget} budget ran out"
+    elif end.how == "text_only":
+        status, reason = Status.NO_CHANGE, "the model stopped calling tools after a reminder"
+    elif changed:
+        status, reason = Status.FIXED, "the agent finished with a change"
+    else:
+        status, reason = Status.NO_CHANGE, "the agent finished without changing any file"
+    return Outcome(
+        status=status,
+        reason=reason,
+        summary=finish.summary if finish else None,
+        root_cause=finish.root_cause if finish else None,
+        tests_reported=finish.tests if finish else None,
+        files=file_changes(changes) if changes else [],
+        diff_sha256=sha256(changes.patch) if changes else None,
+        base_tree=changes.base_tree if changes else None,
+        budget=end.budget if end else None,
+        usage=budget.report(),
+        model=describe_model(config.model),
+        engine=config.engine,
+        error=reason if status is Status.ERROR else None,
+        run_id=run_id,
+    )

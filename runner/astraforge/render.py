@@ -1,0 +1,30 @@
+"""jinja2 rendering of the shipped templates: prompts/ (what the model reads) and
+templates/ (what humans read). Undefined variables are errors, never empty text."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import jinja2
+
+from astraforge import resources
+
+
+@cache
+def environment(kind: str) -> jinja2.Environment:
+    def load(name: str) -> str:
+        return resources.read_text(kind, name)
+
+    return jinja2.Environment(
+        loader=jinja2.FunctionLoader(load),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,  # noqa: S701 - markdown for models and forges, never served as HTML
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def render(kind: str, name: str, **variables: Any) -> str:
+    return environment(kind).get_template(name).render(**variables)
