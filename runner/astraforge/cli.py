@@ -259,6 +259,57 @@ def agent_command(
         raise result.error
 
 
+@cli.command("prompt")
+@click.option("--event", "event_file", type=click.Path(path_type=Path), help="Event payload.")
+@click.option("--task", "task_text", help="A plain-language request instead of --event.")
+@click.option("--example", help="A bundled real payload (see `event examples`).")
+@click.option(
+    "--repo",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=Path("."),
+    show_default=True,
+    help="Checkout of the repository (its base branch).",
+)
+@click.option("--config", "config_file", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the messages as JSON.")
+def prompt_command(
+    event_file: Path | None,
+    task_text: str | None,
+    example: str | None,
+    repo: Path,
+    config_file: Path | None,
+    as_json: bool,
+) -> None:
+    """Print the messages a run would send to the model, with their token count.
+
+    No model is called. Frames are mapped to REPO's files; a Sentry issue without frames is
+    completed from the Sentry API when SENTRY_AUTH_TOKEN is set.
+    """
+    from astraforge.context.prompt import build_prompt
+    from astraforge.events import manual
+
+    if sum(x is not None for x in (event_file, task_text, example)) != 1:
+        raise UsageError("give exactly one of --event FILE, --task TEXT and --example NAME")
+    cfg = config_mod.load(repo, file=config_file, env=os.environ)
+    if example:
+        event_file = Path(str(resources.resource("examples", f"payloads/{example}.json")))
+    if event_file is not None:
+        task = events.parse_file(event_file, syntax=cfg.trigger.syntax())
+    else:
+        task = manual.parse({"request": task_text})
+    built = build_prompt(task, repo, cfg, os.environ)
+    for note in built.context.notes:
+        click.echo(f"note: {note}", err=True)
+    if as_json:
+        _print_json({"messages": built.messages, "tokens": built.tokens, "omitted": built.omitted})
+        return
+    for message in built.messages:
+        click.echo(f"===== {message['role']} =====")
+        click.echo(message["content"].rstrip("\n"))
+    omitted = f"; left out: {', '.join(built.omitted)}" if built.omitted else ""
+    click.echo(f"===== {built.tokens} tokens (budget {built.budget}){omitted} =====")
+
+
 @cli.command("replay")
 @click.argument("trajectory", type=click.Path(path_type=Path, dir_okay=False))
 @click.option(

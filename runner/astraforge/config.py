@@ -19,6 +19,12 @@ from astraforge.errors import ConfigError
 from astraforge.events.commands import CommandSyntax
 from astraforge.sandbox.config import BwrapConfig, DockerConfig, SandboxSpec
 
+INSTRUCTION_FILES = (
+    "AGENTS.md",
+    "CLAUDE.md",
+    ".github/copilot-instructions.md",
+    "CONTRIBUTING.md",
+)
 CONFIG_FILES = (".astraforge.yml", ".astraforge.yaml")
 MAX_CONFIG_BYTES = 1024 * 1024
 
@@ -147,6 +153,32 @@ class SandboxSettings(_Section):
         return DockerConfig(image=self.image)
 
 
+class ContextConfig(_Section):
+    """What the agent is told besides the task."""
+
+    max_tokens: int = Field(
+        default=24_000,
+        ge=2000,
+        description="budget of the first prompt; least relevant "
+        "parts are dropped to fit (far frames, breadcrumbs, repository map)",
+    )
+    max_frames: int = Field(default=8, ge=1, description="stack frames shown with their code")
+    window_lines: int = Field(default=8, ge=1, le=100, description="lines around a frame's line")
+    suspect_commits: int = Field(default=5, ge=0, description="recent commits on failing lines")
+    instruction_files: list[str] = Field(
+        default_factory=lambda: list(INSTRUCTION_FILES),
+        description="guidance files read from the base branch (never executed)",
+    )
+    sentry_url: str = Field(
+        default="https://sentry.io",
+        description="Sentry or GlitchTip base URL for fetching an issue's latest event; "
+        "SENTRY_URL overrides it",
+    )
+    sentry_token_env: str = Field(
+        default="SENTRY_AUTH_TOKEN", description="variable holding a token with event:read"
+    )
+
+
 class Budgets(_Section):
     """Hard limits the runner enforces on the agent."""
 
@@ -179,6 +211,7 @@ class Config(_Section):
     test_command: str | None = Field(
         default=None, description="how to run the tests; detected when unset"
     )
+    context: ContextConfig = Field(default_factory=ContextConfig)
     budgets: Budgets = Field(default_factory=Budgets)
     publish: PublishConfig = Field(default_factory=PublishConfig)
     policy: str | None = Field(

@@ -62,7 +62,8 @@ def test_changes_follow_gitignore_and_skip_build_leftovers(
     changes = box.changes()
     assert changes.added == ["pkg/new.py"]
     assert changes.modified == ["pkg/tracked.log"]
-    assert changes.base_tree and len(changes.base_tree) == 40
+    assert changes.base_tree
+    assert len(changes.base_tree) == 40
     assert box.run("env").stdout.count("PYTHONDONTWRITEBYTECODE=1") == 1
 
 

@@ -125,9 +125,10 @@ class Conversation:
         """The next prompt's size, erring high: the last reported size, plus an estimate of
         what was added since, plus a margin for how servers re-encode the reply."""
         if self._anchor == 0:
-            raw = tokens.count_messages(self.messages)
+            raw = tokens.count_messages(self.messages, tokens.estimate_high)
         else:
-            raw = self._anchor_tokens + tokens.count_messages(self.messages[self._anchor :])
+            tail = self.messages[self._anchor :]
+            raw = self._anchor_tokens + tokens.count_messages(tail, tokens.estimate_high)
         return raw + raw // 50 + ESTIMATE_MARGIN
 
     def fit(self, limit: int) -> None:

@@ -224,7 +224,11 @@ class OpenAIModel:
             usage = Usage(response.usage.prompt_tokens or 0, response.usage.completion_tokens or 0)
         else:
             out = (message.content or "") + "".join(c.arguments for c in calls)
-            usage = Usage(tokens.count_messages(messages), tokens.count(out), estimated=True)
+            usage = Usage(
+                tokens.count_messages(messages, tokens.estimate_high),
+                tokens.estimate_high(out),
+                estimated=True,
+            )
         return Reply(message.content, calls, usage, choice.finish_reason)
 
 

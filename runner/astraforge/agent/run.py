@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from astraforge import render
 from astraforge.agent.loop import Budget, Conversation, LoopEnd, run_loop
 from astraforge.agent.model import Message, make_model
 from astraforge.agent.model import describe as describe_model
@@ -16,6 +15,7 @@ from astraforge.agent.outcome import Outcome, Status, TestRun, file_changes, sha
 from astraforge.agent.tools import TOOLS, CommandCheck, Toolbox
 from astraforge.agent.trajectory import Trajectory
 from astraforge.config import Config
+from astraforge.context.prompt import build_prompt
 from astraforge.errors import AstraForgeError, SandboxError
 from astraforge.git import run_git
 from astraforge.redact import Redactor, secrets_from_env
@@ -33,14 +33,6 @@ class AgentRun:
     outcome: Outcome
     out: Path
     error: BaseException | None = None
-
-
-def initial_messages(task: Task, test_command: str | None) -> list[Message]:
-    system = render.render(
-        "prompts", "system.md.j2", workspace=WORKSPACE, test_command=test_command
-    )
-    user = render.render("prompts", "task.md.j2", task=task)
-    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
 def base_commit(repo: Path) -> str | None:
@@ -102,7 +94,18 @@ def run_agent(
             sandbox=spec.model_dump(),
             tools=list(TOOLS),
         )
-        conversation = Conversation(messages or initial_messages(task, test_command), trajectory)
+        if messages is None:
+            prompt = build_prompt(task, repo, config, env)
+            messages = prompt.messages
+            trajectory.write(
+                "context",
+                tokens=prompt.tokens,
+                omitted=prompt.omitted,
+                notes=prompt.context.notes,
+                frames=[f"{w.path}:{w.lineno}" for w in prompt.context.windows],
+                test_command=prompt.context.test_command,
+            )
+        conversation = Conversation(messages, trajectory)
         with open_sandbox(spec, repo, run_id=run_id) as sandbox:
             try:
                 _setup(sandbox, config.setup, trajectory)
