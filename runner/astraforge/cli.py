@@ -347,6 +347,47 @@ def replay_command(trajectory: Path, repo: Path, backend: str | None, image: str
     sys.exit(1)
 
 
+@cli.group("forge")
+def forge_group() -> None:
+    """The local forge: a directory standing in for GitHub or GitLab."""
+
+
+@forge_group.command("init")
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
+@click.option(
+    "--from",
+    "source",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    required=True,
+    help="Repository whose history becomes the forge's remote.git.",
+)
+@click.option("--name", default="local/repo", show_default=True, help="owner/name to report.")
+def forge_init(directory: Path, source: Path, name: str) -> None:
+    """Create a local forge: DIRECTORY/remote.git, pulls/ and comments/."""
+    from astraforge.forges.local import LocalForge
+
+    if (directory / "remote.git").exists():
+        raise UsageError(f"{directory} already holds a forge", "pick another directory")
+    forge = LocalForge.init(directory, source, name)
+    click.echo(
+        f"local forge for {name} at {forge.root} (default branch {forge.repo().default_branch})"
+    )
+
+
+@forge_group.command("show")
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False, exists=True))
+def forge_show(directory: Path) -> None:
+    """Print the forge's pull requests and comments as JSON."""
+    from astraforge.forges.local import LocalForge
+
+    forge = LocalForge(directory)
+    pulls = [json.loads(p.read_text()) | {"number": int(p.stem)}
+             for p in sorted((forge.root / "pulls").glob("*.json"))]  # fmt: skip
+    comments = {p.stem: json.loads(p.read_text())
+                for p in sorted((forge.root / "comments").glob("*.json"))}  # fmt: skip
+    _print_json({"repo": forge.repo().__dict__, "pulls": pulls, "comments": comments})
+
+
 def _print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 

@@ -196,6 +196,10 @@ class PublishConfig(_Section):
     labels: list[str] = Field(
         default_factory=lambda: ["astraforge"], description="labels added to the pull request"
     )
+    assignees: list[str] = Field(default_factory=list, description="assigned to a new PR")
+    reviewers: list[str] = Field(default_factory=list, description="asked to review a new PR")
+    author_name: str = Field(default="AstraForge", description="commit author and committer")
+    author_email: str = Field(default="astraforge@users.noreply.github.com")
 
 
 class Config(_Section):

@@ -58,7 +58,8 @@ class ForgeError(AstraForgeError):
 class SandboxError(AstraForgeError):
     exit_code = 6
     default_remediation = (
-        "check that a Docker daemon or bubblewrap is available (`astraforge doctor`)"
+        "check that a Docker daemon (`docker info`) or bubblewrap (`bwrap --version`) is "
+        "available, or choose the other backend with --backend"
     )
 
 

@@ -28,6 +28,8 @@ class _Model(BaseModel):
 class TestRun(_Model):
     """The runner's own run of the configured test command."""
 
+    __test__ = False  # not a pytest test class
+
     phase: str = Field(description="before or after the agent's change")
     command: str
     exit_code: int

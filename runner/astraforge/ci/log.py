@@ -1,0 +1,190 @@
+"""The CI job log is the run log: groups per phase, masked secrets, annotations, outputs and a
+job summary, in each CI system's own format.
+
+- GitHub Actions: ``::group::``, ``::add-mask::``, ``::error::``/``::warning::``, the job
+  summary in $GITHUB_STEP_SUMMARY, outputs in $GITHUB_OUTPUT, and untrusted output fenced by
+  ``::stop-commands::<random token>`` so that it cannot issue workflow commands.
+- GitLab CI: collapsible sections, a dotenv report with the outputs, artifact paths.
+- Terminal: plain lines with a phase header and elapsed time.
+
+Every line goes through the redactor first, whatever the CI system masks on its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import secrets
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import IO, Protocol
+
+from astraforge.redact import Redactor
+
+OUTPUTS = ("conclusion", "pr_url", "pr_number", "branch", "trajectory_file")
+
+
+class CI(Protocol):
+    redact: Redactor
+
+    def group(self, name: str) -> contextlib.AbstractContextManager[None]: ...
+
+    def mask(self, secret: str) -> None: ...
+
+    def info(self, line: str) -> None: ...
+
+    def annotate(self, level: str, message: str) -> None: ...
+
+    def untrusted(self, text: str) -> None: ...
+
+    def set_output(self, key: str, value: str) -> None: ...
+
+    def summary(self, markdown: str) -> None: ...
+
+
+class Terminal:
+    def __init__(self, redact: Redactor | None = None, stream: IO[str] | None = None) -> None:
+        self.redact = redact or Redactor()
+        self.stream = stream or sys.stderr
+        self.outputs: dict[str, str] = {}
+        self._started = time.monotonic()
+
+    def _write(self, text: str) -> None:
+        self.stream.write(self.redact(text) + "\n")
+        self.stream.flush()
+
+    @contextlib.contextmanager
+    def group(self, name: str) -> Iterator[None]:
+        self._write(f"==> {name}")
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self._write(f"    ({name}: {time.monotonic() - started:.1f}s)")
+
+    def mask(self, secret: str) -> None:
+        self.redact.add(secret)
+
+    def info(self, line: str) -> None:
+        self._write(line)
+
+    def annotate(self, level: str, message: str) -> None:
+        self._write(f"{level}: {message}")
+
+    def untrusted(self, text: str) -> None:
+        for line in text.splitlines():
+            self._write(f"    | {line}")
+
+    def set_output(self, key: str, value: str) -> None:
+        self.outputs[key] = value
+        self._write(f"{key}: {value}")
+
+    def summary(self, markdown: str) -> None:
+        pass  # the terminal shows the same facts as it goes
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+class GitHubActions(Terminal):
+    def __init__(self, env: Mapping[str, str], redact: Redactor | None = None,
+                 stream: IO[str] | None = None) -> None:  # fmt: skip
+        super().__init__(redact, stream or sys.stdout)
+        self.output_file = Path(env["GITHUB_OUTPUT"]) if env.get("GITHUB_OUTPUT") else None
+        self.summary_file = (
+            Path(env["GITHUB_STEP_SUMMARY"]) if env.get("GITHUB_STEP_SUMMARY") else None
+        )
+
+    @contextlib.contextmanager
+    def group(self, name: str) -> Iterator[None]:
+        self._write(f"::group::{name}")
+        try:
+            yield
+        finally:
+            self._write("::endgroup::")
+
+    def mask(self, secret: str) -> None:
+        super().mask(secret)
+        for line in secret.splitlines():
+            if line.strip():
+                # written raw: the runner must see the value to mask it
+                self.stream.write(f"::add-mask::{line}\n")
+        self.stream.flush()
+
+    def annotate(self, level: str, message: str) -> None:
+        kind = "error" if level == "error" else ("warning" if level == "warning" else "notice")
+        self._write(f"::{kind}::{_escape_data(message)}")
+
+    def untrusted(self, text: str) -> None:
+        token = secrets.token_hex(16)
+        self._write(f"::stop-commands::{token}")
+        for line in text.splitlines():
+            self._write(line)
+        self._write(f"::{token}::")
+
+    def set_output(self, key: str, value: str) -> None:
+        self.outputs[key] = value
+        value = self.redact(value)
+        if self.output_file is None:
+            self._write(f"output {key}={value}")
+            return
+        delimiter = f"ghadelimiter_{secrets.token_hex(8)}"
+        with self.output_file.open("a", encoding="utf-8") as handle:
+            handle.write(f"{key}<<{delimiter}\n{value}\n{delimiter}\n")
+
+    def summary(self, markdown: str) -> None:
+        if self.summary_file is not None:
+            with self.summary_file.open("a", encoding="utf-8") as handle:
+                handle.write(self.redact(markdown).rstrip() + "\n")
+
+
+_SECTION_NAME = re.compile(r"[^a-z0-9_]+")
+
+
+class GitLabCI(Terminal):
+    """Sections per phase; outputs in a dotenv report (``artifacts:reports:dotenv``)."""
+
+    def __init__(self, env: Mapping[str, str], dotenv: Path, redact: Redactor | None = None,
+                 stream: IO[str] | None = None) -> None:  # fmt: skip
+        super().__init__(redact, stream or sys.stdout)
+        self.dotenv = dotenv
+        self._count = 0
+
+    @contextlib.contextmanager
+    def group(self, name: str) -> Iterator[None]:
+        self._count += 1
+        section = f"astraforge_{self._count}_{_SECTION_NAME.sub('_', name.lower())}"[:60]
+        self.stream.write(
+            f"\x1b[0Ksection_start:{int(time.time())}:{section}[collapsed=false]\r\x1b[0K"
+            f"{self.redact(name)}\n"
+        )
+        try:
+            yield
+        finally:
+            self.stream.write(f"\x1b[0Ksection_end:{int(time.time())}:{section}\r\x1b[0K\n")
+            self.stream.flush()
+
+    def annotate(self, level: str, message: str) -> None:
+        color = {"error": "31", "warning": "33"}.get(level, "36")
+        self._write(f"\x1b[{color}m{level.upper()}: {message}\x1b[0m")
+
+    def set_output(self, key: str, value: str) -> None:
+        self.outputs[key] = value
+        value = self.redact(value).replace("\n", " ")
+        name = f"ASTRAFORGE_{key.upper()}"
+        self.dotenv.parent.mkdir(parents=True, exist_ok=True)
+        with self.dotenv.open("a", encoding="utf-8") as handle:
+            handle.write(f"{name}={value}\n")
+        self._write(f"{name}={value}")
+
+
+def current(env: Mapping[str, str], redact: Redactor, artifacts: Path) -> CI:
+    """The CI the runner is in, by its environment."""
+    if env.get("GITHUB_ACTIONS", "").lower() == "true":
+        return GitHubActions(env, redact)
+    if env.get("GITLAB_CI", "").lower() == "true":
+        return GitLabCI(env, artifacts / "astraforge.env", redact)
+    return Terminal(redact)

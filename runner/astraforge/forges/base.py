@@ -1,0 +1,102 @@
+"""The Forge protocol: the few things AstraForge asks of GitHub, GitLab or the local forge."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from astraforge.errors import ForgeError
+
+# Permission levels, weakest first. GitLab's access levels map onto them (see gitlab.py).
+PERMISSIONS = ("none", "read", "triage", "write", "maintain", "admin")
+
+
+def at_least(permission: str, required: str) -> bool:
+    return PERMISSIONS.index(permission) >= PERMISSIONS.index(required)
+
+
+@dataclass(frozen=True)
+class RepoInfo:
+    full_name: str
+    default_branch: str
+    clone_url: str  # HTTPS (or file) URL git pushes to; never carries credentials
+    web_url: str
+
+
+@dataclass(frozen=True)
+class PullRequest:
+    number: int
+    url: str
+    title: str
+    body: str
+    head: str
+    base: str
+    state: str = "open"
+    draft: bool = False
+    labels: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Comment:
+    id: int
+    body: str
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class GitAuth:
+    """How git authenticates to the forge's HTTP remote: Basic with this user and token."""
+
+    username: str
+    token: str
+
+
+class Forge(Protocol):
+    name: str
+
+    def repo(self) -> RepoInfo: ...
+
+    def git_auth(self) -> GitAuth | None: ...
+
+    def permission(self, user: str) -> str: ...
+
+    def find_pr(self, branch: str) -> PullRequest | None: ...
+
+    def open_pr(
+        self, *, head: str, base: str, title: str, body: str, draft: bool
+    ) -> PullRequest: ...
+
+    def update_pr(self, number: int, *, title: str, body: str) -> PullRequest: ...
+
+    def add_labels(self, number: int, labels: list[str]) -> None: ...
+
+    def add_assignees(self, number: int, users: list[str]) -> None: ...
+
+    def request_reviewers(self, number: int, users: list[str]) -> None: ...
+
+    def comments(self, issue: int) -> list[Comment]: ...
+
+    def create_comment(self, issue: int, body: str) -> Comment: ...
+
+    def update_comment(self, issue: int, comment_id: int, body: str) -> Comment: ...
+
+
+class AlreadyExists(ForgeError):
+    """The forge refused to create something because it exists (a race we lost)."""
+
+
+def marker(topic: str) -> str:
+    """The hidden line that identifies AstraForge's comment on one topic."""
+    return f"<!-- astraforge:{topic} -->"
+
+
+def upsert_comment(forge: Forge, issue: int, topic: str, body: str) -> tuple[Comment, bool]:
+    """Create or edit the one comment carrying ``topic``'s marker; (comment, wrote)."""
+    tag = marker(topic)
+    text = f"{tag}\n{body}"
+    existing = next((c for c in forge.comments(issue) if c.body.startswith(tag)), None)
+    if existing is None:
+        return forge.create_comment(issue, text), True
+    if existing.body.strip() == text.strip():
+        return existing, False
+    return forge.update_comment(issue, existing.id, text), True

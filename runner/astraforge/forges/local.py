@@ -1,0 +1,181 @@
+"""A forge in a directory, for the demo and for trying AstraForge offline.
+
+Layout::
+
+    FORGE_DIR/
+      remote.git/            a bare repository: the "origin" branches are pushed to
+      repo.json              {"full_name", "default_branch"} (optional)
+      permissions.json       {"login": "write", ...} (optional; absent users have "none")
+      pulls/<number>.json    title, body, head, base, state, labels, assignees, reviewers, draft
+      comments/<issue>.json  [{"id", "body"}, ...]
+
+Every change takes an exclusive lock on the directory, so concurrent runs see one state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from astraforge.errors import ForgeError
+from astraforge.forges.base import AlreadyExists, Comment, GitAuth, PullRequest, RepoInfo
+from astraforge.git import run_git
+
+
+class LocalForge:
+    name = "local"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.remote = self.root / "remote.git"
+        if not self.remote.is_dir():
+            raise ForgeError(
+                f"{self.root} is not a local forge: {self.remote} is missing",
+                "create it with `astraforge forge init DIR --from REPO`",
+            )
+
+    @classmethod
+    def init(cls, root: Path, source: Path, full_name: str = "local/repo") -> LocalForge:
+        """A new forge whose remote is a bare clone of ``source``."""
+        root.mkdir(parents=True, exist_ok=True)
+        run_git(["clone", "-q", "--bare", str(source.resolve()), str(root / "remote.git")], root)
+        head = run_git(["symbolic-ref", "--short", "HEAD"], root / "remote.git").stdout
+        (root / "repo.json").write_text(
+            json.dumps({"full_name": full_name, "default_branch": head.decode().strip()}) + "\n"
+        )
+        return cls(root)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        with (self.root / ".lock").open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _read(self, path: Path, default: Any) -> Any:
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            return default
+
+    def _write(self, path: Path, data: Any) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        tmp.replace(path)
+
+    # -- Forge ------------------------------------------------------------------------------
+    def repo(self) -> RepoInfo:
+        meta = self._read(self.root / "repo.json", {})
+        head = run_git(["symbolic-ref", "--short", "HEAD"], self.remote, check=False).stdout
+        return RepoInfo(
+            full_name=meta.get("full_name", "local/repo"),
+            default_branch=meta.get("default_branch") or head.decode().strip() or "main",
+            clone_url=str(self.remote),
+            web_url=self.root.as_uri(),
+        )
+
+    def git_auth(self) -> GitAuth | None:
+        return None
+
+    def permission(self, user: str) -> str:
+        return str(self._read(self.root / "permissions.json", {}).get(user, "none"))
+
+    def _pull(self, number: int) -> PullRequest:
+        data = self._read(self.root / "pulls" / f"{number}.json", None)
+        if data is None:
+            raise ForgeError(f"pull request #{number} does not exist in {self.root}")
+        return PullRequest(
+            number=number,
+            url=(self.root / "pulls" / f"{number}.json").as_uri(),
+            title=data["title"],
+            body=data["body"],
+            head=data["head"],
+            base=data["base"],
+            state=data["state"],
+            draft=data.get("draft", False),
+            labels=list(data.get("labels", [])),
+        )
+
+    def _numbers(self) -> list[int]:
+        return sorted(int(p.stem) for p in (self.root / "pulls").glob("*.json"))
+
+    def find_pr(self, branch: str) -> PullRequest | None:
+        for number in self._numbers():
+            pull = self._pull(number)
+            if pull.head == branch and pull.state == "open":
+                return pull
+        return None
+
+    def open_pr(self, *, head: str, base: str, title: str, body: str, draft: bool) -> PullRequest:
+        with self._locked():
+            if run_git(["rev-parse", "--verify", f"refs/heads/{head}"], self.remote,
+                       check=False).returncode:  # fmt: skip
+                raise ForgeError(f"branch {head} was not pushed to {self.remote}")
+            existing = self.find_pr(head)
+            if existing is not None:
+                raise AlreadyExists(f"a pull request already exists for {head}: #{existing.number}")
+            number = max(self._numbers(), default=0) + 1
+            self._write(
+                self.root / "pulls" / f"{number}.json",
+                {"title": title, "body": body, "head": head, "base": base, "state": "open",
+                 "draft": draft, "labels": [], "assignees": [], "reviewers": []},
+            )  # fmt: skip
+        return self._pull(number)
+
+    def _edit(self, number: int, **changes: Any) -> None:
+        with self._locked():
+            path = self.root / "pulls" / f"{number}.json"
+            data = self._read(path, None)
+            if data is None:
+                raise ForgeError(f"pull request #{number} does not exist in {self.root}")
+            for key, value in changes.items():
+                if isinstance(value, list):
+                    data[key] = list(dict.fromkeys([*data.get(key, []), *value]))
+                else:
+                    data[key] = value
+            self._write(path, data)
+
+    def update_pr(self, number: int, *, title: str, body: str) -> PullRequest:
+        self._edit(number, title=title, body=body)
+        return self._pull(number)
+
+    def add_labels(self, number: int, labels: list[str]) -> None:
+        self._edit(number, labels=labels)
+
+    def add_assignees(self, number: int, users: list[str]) -> None:
+        self._edit(number, assignees=users)
+
+    def request_reviewers(self, number: int, users: list[str]) -> None:
+        self._edit(number, reviewers=users)
+
+    def comments(self, issue: int) -> list[Comment]:
+        stored = self._read(self.root / "comments" / f"{issue}.json", [])
+        return [Comment(c["id"], c["body"]) for c in stored]
+
+    def create_comment(self, issue: int, body: str) -> Comment:
+        with self._locked():
+            path = self.root / "comments" / f"{issue}.json"
+            stored = self._read(path, [])
+            new_id = max((int(c["id"]) for c in stored), default=0) + 1
+            self._write(path, [*stored, {"id": new_id, "body": body}])
+        return Comment(new_id, body)
+
+    def update_comment(self, issue: int, comment_id: int, body: str) -> Comment:
+        with self._locked():
+            path = self.root / "comments" / f"{issue}.json"
+            stored = self._read(path, [])
+            for comment in stored:
+                if comment["id"] == comment_id:
+                    comment["body"] = body
+                    break
+            else:
+                raise ForgeError(f"comment {comment_id} on #{issue} does not exist")
+            self._write(path, stored)
+        return Comment(comment_id, body)
