@@ -79,7 +79,10 @@ def event_show(
         task = events.parse_file(file, source, event_name=event_name, syntax=syntax)
     else:
         task = detect.task_from_ci(os.environ, syntax)
-    decision = decide(task, cfg.trigger)
+    from astraforge import policy
+
+    rules = policy.load_for(repo, cfg.policy) if repo is not None else policy.default()
+    decision = decide(task, cfg.trigger, rules.triggers)
     _print_json({"task": task.public_dict(), "decision": decision.as_dict()})
 
 
@@ -345,6 +348,95 @@ def replay_command(trajectory: Path, repo: Path, backend: str | None, image: str
         err=True,
     )
     sys.exit(1)
+
+
+@cli.group("policy")
+def policy_group() -> None:
+    """Guard rails: check patches, print the policy and its schema."""
+
+
+def _load_policy(policy_file: Path | None, repo: Path | None) -> Any:
+    from astraforge import policy
+
+    if policy_file is not None:
+        return policy.load_file(policy_file)
+    if repo is not None:
+        cfg = config_mod.load(repo, env=os.environ)
+        return policy.load_for(repo, cfg.policy)
+    return policy.default()
+
+
+@policy_group.command("check")
+@click.option(
+    "--diff",
+    "diff_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="A git patch (`git diff base...head`), or - for stdin.",
+)
+@click.option("--policy", "policy_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Policy file (default: the repository's, else the bundled one).")  # fmt: skip
+@click.option("--repo", type=click.Path(path_type=Path, file_okay=False, exists=True),
+              help="Repository whose .astraforge.yml names the policy.")  # fmt: skip
+@click.option("--message", "message_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Commit message to scan for secrets too.")  # fmt: skip
+@click.option("--body", "body_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="PR body to scan for secrets too.")  # fmt: skip
+def policy_check(diff_file: Path, policy_file: Path | None, repo: Path | None,
+                 message_file: Path | None, body_file: Path | None) -> None:  # fmt: skip
+    """Check a patch against the policy: exit 0 if it passes, 8 with the violated rules.
+
+    Works as a CI step on any pull request, including ones AstraForge did not make. Values
+    of secret-named environment variables (*TOKEN*, *SECRET*, ...) are searched for too.
+    """
+    from astraforge import policy
+    from astraforge.errors import PolicyError
+    from astraforge.redact import secrets_from_env
+
+    rules = _load_policy(policy_file, repo)
+
+    def read(path: Path | None) -> str:
+        if path is None:
+            return ""
+        if str(path) == "-":
+            return sys.stdin.read()
+        try:
+            return path.read_text(encoding="utf-8", errors="surrogateescape")
+        except OSError as exc:
+            raise UsageError(f"{path}: cannot read it ({exc.strerror})") from None
+
+    checks = policy.check_patch(
+        read(diff_file),
+        rules,
+        commit_message=read(message_file),
+        pr_body=read(body_file),
+        known_secrets=secrets_from_env(os.environ),
+    )
+    for check in checks:
+        click.echo(f"{'pass ' if check.passed else 'BLOCK'}  {check.name}: {check.detail}")
+    failed = policy.blocked(checks)
+    if failed:
+        rules_hit = ", ".join(c.rule for c in failed)
+        raise PolicyError(
+            f"the patch violates {len(failed)} policy rule(s): {rules_hit}",
+            "change the patch, or the policy if the rule is wrong",
+        )
+
+
+@policy_group.command("show")
+@click.option("--policy", "policy_file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--repo", type=click.Path(path_type=Path, file_okay=False, exists=True))
+def policy_show(policy_file: Path | None, repo: Path | None) -> None:
+    """Print the effective policy as JSON."""
+    _print_json(_load_policy(policy_file, repo).model_dump(mode="json"))
+
+
+@policy_group.command("schema")
+def policy_schema() -> None:
+    """Print the JSON schema of the policy file."""
+    from astraforge import policy
+
+    click.echo(policy.json_schema(), nl=False)
 
 
 @cli.group("forge")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -18,6 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from astraforge.errors import ConfigError
 from astraforge.events.commands import CommandSyntax
 from astraforge.sandbox.config import BwrapConfig, DockerConfig, SandboxSpec
+
+if TYPE_CHECKING:
+    from astraforge.policy.model import SandboxPolicy
 
 INSTRUCTION_FILES = (
     "AGENTS.md",
@@ -48,19 +51,6 @@ class TriggerConfig(_Section):
         default_factory=lambda: ["astraforge-alert", "astraforge"],
         description="repository_dispatch event types that start a run",
     )
-    permission: Literal["admin", "maintain", "write"] = Field(
-        default="write", description="least repository permission a requester needs"
-    )
-    allowed_users: list[str] = Field(
-        default_factory=list,
-        description="logins allowed to trigger; empty means anyone with the required permission",
-    )
-    allowed_bots: list[str] = Field(
-        default_factory=list,
-        description="exact bot logins (e.g. `renovate[bot]`) allowed to "
-        "trigger; other `[bot]` logins never do",
-    )
-    denied_users: list[str] = Field(default_factory=list, description="logins that never trigger")
     bot_logins: list[str] = Field(
         default_factory=lambda: ["astraforge[bot]", "github-actions[bot]"],
         description="AstraForge's own accounts: their events never trigger a run",
@@ -147,10 +137,23 @@ class SandboxSettings(_Section):
     backend: Literal["docker", "bwrap"] = "docker"
     image: str = Field(default="python:3.12-slim", description="sandbox image (docker backend)")
 
-    def spec(self) -> SandboxSpec:
+    def spec(self, limits: SandboxPolicy | None = None, exclude: list[str] | None = None
+             ) -> SandboxSpec:  # fmt: skip
+        """The sandbox configuration, with the policy's limits when given."""
+        common: dict[str, object] = {"exclude": list(exclude or [])}
+        if limits is not None:
+            common.update(
+                cpus=limits.cpus,
+                memory_mb=limits.memory_mb,
+                pids=limits.pids,
+                workspace_mb=limits.disk_mb,
+                command_timeout=limits.command_timeout_seconds,
+                setup_timeout=limits.setup_timeout_seconds,
+                setup_network=limits.network == "setup-only",
+            )
         if self.backend == "bwrap":
-            return BwrapConfig()
-        return DockerConfig(image=self.image)
+            return BwrapConfig.model_validate(common)
+        return DockerConfig.model_validate({**common, "image": self.image})
 
 
 class ContextConfig(_Section):

@@ -1,7 +1,8 @@
 """The trigger decision: does this event ask for a run? Always with the reason.
 
 Separate from parsing: a Task says what happened, the decision says whether AstraForge acts.
-The requester's repository permission is checked later, through the forge API.
+Who may trigger comes from the policy's lists here; the requester's repository permission
+is checked later, through the forge API (:func:`astraforge.policy.authorize`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 from astraforge.config import TriggerConfig
 from astraforge.events.commands import find_invocation
+from astraforge.policy.model import TriggerPolicy
 from astraforge.task import Kind, Task
 
 #: Hidden marker AstraForge puts in every comment it writes.
@@ -33,8 +35,10 @@ def _no(reason: str) -> Decision:
     return Decision(False, reason)
 
 
-def decide(task: Task, config: TriggerConfig) -> Decision:
-    guard = _actor_guard(task, config)
+def decide(task: Task, config: TriggerConfig, who: TriggerPolicy | None = None) -> Decision:
+    """Whether ``task`` asks for a run under ``config`` (what triggers) and ``who`` (the
+    policy's lists of who may trigger; the forge permission is checked later)."""
+    guard = _actor_guard(task, config, who or TriggerPolicy())
     if guard is not None:
         return guard
     if task.kind is Kind.ISSUE:
@@ -46,7 +50,7 @@ def decide(task: Task, config: TriggerConfig) -> Decision:
     return _request(task, config)
 
 
-def _actor_guard(task: Task, config: TriggerConfig) -> Decision | None:
+def _actor_guard(task: Task, config: TriggerConfig, who: TriggerPolicy) -> Decision | None:
     requester = task.requester
     if task.kind is Kind.COMMENT_COMMAND and COMMENT_MARKER in (task.instruction or ""):
         return _no("the comment was written by AstraForge itself")
@@ -55,15 +59,8 @@ def _actor_guard(task: Task, config: TriggerConfig) -> Decision | None:
     login = requester.login
     if login.lower() in {b.lower() for b in config.bot_logins}:
         return _no(f"the event was caused by AstraForge's own account {login!r}")
-    if login.lower() in {d.lower() for d in config.denied_users}:
-        return _no(f"{login!r} is on trigger.denied_users")
-    if requester.is_bot or login.endswith("[bot]"):
-        if login not in config.allowed_bots:
-            return _no(f"bot {login!r} is not on the exact list trigger.allowed_bots")
-        return None
-    if config.allowed_users and login.lower() not in {u.lower() for u in config.allowed_users}:
-        return _no(f"{login!r} is not on trigger.allowed_users")
-    return None
+    refusal = who.refuse(login, requester.is_bot)
+    return _no(refusal) if refusal else None
 
 
 def _dispatch_type(task: Task) -> str | None:

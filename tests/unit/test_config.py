@@ -94,7 +94,7 @@ def test_committed_schema_matches_the_model() -> None:
 def test_schema_documents_every_field() -> None:
     schema = json.loads(config.json_schema())
     trigger = schema["$defs"]["TriggerConfig"]["properties"]
-    assert {"label", "command", "mention", "allowed_bots", "permission"} <= set(trigger)
+    assert {"label", "command", "mention", "bot_logins", "alert_levels"} <= set(trigger)
     assert all("description" in spec for spec in trigger.values())
     assert schema["additionalProperties"] is False
 

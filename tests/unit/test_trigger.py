@@ -9,6 +9,7 @@ from tests.conftest import load_fixture
 
 from astraforge import events
 from astraforge.config import TriggerConfig
+from astraforge.policy.model import TriggerPolicy
 from astraforge.trigger import COMMENT_MARKER, decide
 
 CFG = TriggerConfig()
@@ -130,10 +131,10 @@ def test_unlisted_bot_is_not_trusted_and_listed_bot_is() -> None:
     decision = decide(events.parse(payload), CFG)
     assert not decision.run
     assert "allowed_bots" in decision.reason
-    assert decide(events.parse(payload), TriggerConfig(allowed_bots=["renovate[bot]"])).run
+    assert decide(events.parse(payload), CFG, TriggerPolicy(allowed_bots=["renovate[bot]"])).run
     # the allow list is exact: a look-alike name does not pass
-    lookalike = TriggerConfig(allowed_bots=["Renovate[bot]"])
-    assert not decide(events.parse(payload), lookalike).run
+    lookalike = TriggerPolicy(allowed_bots=["Renovate[bot]"])
+    assert not decide(events.parse(payload), CFG, lookalike).run
 
 
 def test_bot_type_without_suffix_is_still_a_bot() -> None:
@@ -143,9 +144,9 @@ def test_bot_type_without_suffix_is_still_a_bot() -> None:
 
 def test_denied_and_allowed_users() -> None:
     task = events.parse(_labeled("astraforge", "mallory"))
-    assert not decide(task, TriggerConfig(denied_users=["Mallory"])).run
-    assert not decide(task, TriggerConfig(allowed_users=["alice"])).run
-    assert decide(task, TriggerConfig(allowed_users=["alice", "mallory"])).run
+    assert not decide(task, CFG, TriggerPolicy(denied_users=["Mallory"])).run
+    assert not decide(task, CFG, TriggerPolicy(allowed_users=["alice"])).run
+    assert decide(task, CFG, TriggerPolicy(allowed_users=["alice", "mallory"])).run
 
 
 def test_sentry_alert_runs_and_level_filter_applies() -> None:

@@ -71,6 +71,9 @@ class Outcome(_Model):
     diff_sha256: str | None = None
     base_tree: str | None = Field(default=None, description="git tree id of the starting files")
     budget: str | None = Field(default=None, description="the budget that ran out, if one did")
+    refusals: list[str] = Field(
+        default_factory=list, description="commands and paths the policy refused during the run"
+    )
     usage: dict[str, Any] = Field(default_factory=dict)
     model: dict[str, Any] = Field(default_factory=dict)
     engine: str = "builtin"

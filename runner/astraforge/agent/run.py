@@ -8,16 +8,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from astraforge import policy
 from astraforge.agent.loop import Budget, Conversation, LoopEnd, run_loop
 from astraforge.agent.model import Message, make_model
 from astraforge.agent.model import describe as describe_model
 from astraforge.agent.outcome import Outcome, Status, TestRun, file_changes, sha256
-from astraforge.agent.tools import TOOLS, CommandCheck, Toolbox
+from astraforge.agent.tools import TOOLS, Toolbox
 from astraforge.agent.trajectory import Trajectory
 from astraforge.config import Config
 from astraforge.context.prompt import build_prompt
 from astraforge.errors import AstraForgeError, SandboxError
 from astraforge.git import run_git
+from astraforge.policy.model import Policy
 from astraforge.redact import Redactor, secrets_from_env
 from astraforge.sandbox import Sandbox, open_sandbox
 from astraforge.sandbox.base import Changes
@@ -57,7 +59,7 @@ def run_agent(
     *,
     env: Mapping[str, str],
     messages: list[Message] | None = None,
-    check_command: CommandCheck | None = None,
+    rules: Policy | None = None,
     run_id: str | None = None,
 ) -> AgentRun:
     """Run the agent on a copy of ``repo``; write outcome.json, diff.patch and the trajectory
@@ -66,8 +68,10 @@ def run_agent(
     run_id = run_id or secrets.token_hex(6)
     redact = Redactor(secrets_from_env(env))
     trajectory = Trajectory(out / TRAJECTORY, redact)
-    budget = Budget(config.budgets, config.model.price())
-    spec = config.sandbox.spec()
+    rules = rules or policy.default()
+    budget = Budget(policy.capped_budgets(config.budgets, rules), config.model.price())
+    spec = config.sandbox.spec(rules.sandbox, rules.paths.read_denied)
+    toolbox: Toolbox | None = None
     test_command = config.test_command
     end: LoopEnd | None = None
     changes: Changes | None = None
@@ -90,7 +94,7 @@ def run_agent(
             base_commit=base_commit(repo),
             setup=config.setup,
             test_command=test_command,
-            budgets=config.budgets.model_dump(),
+            budgets=budget.limits.model_dump(),
             sandbox=spec.model_dump(),
             tools=list(TOOLS),
         )
@@ -112,7 +116,10 @@ def run_agent(
                 if test_command:
                     before = run_tests(sandbox, "before", test_command, trajectory)
                 toolbox = Toolbox(
-                    sandbox, check_command=check_command, default_timeout=spec.command_timeout
+                    sandbox,
+                    check_command=policy.command_check(rules),
+                    check_path=policy.read_check(rules),
+                    default_timeout=spec.command_timeout,
                 )
                 end = run_loop(
                     model,
@@ -135,7 +142,13 @@ def run_agent(
     except BaseException as exc:
         error = error or exc
     outcome = _outcome(run_id, end, changes, error, budget, config)
-    outcome = outcome.model_copy(update={"tests_before": before, "tests_after": after})
+    outcome = outcome.model_copy(
+        update={
+            "tests_before": before,
+            "tests_after": after,
+            "refusals": toolbox.refusals if toolbox else [],
+        }
+    )
     (out / DIFF).write_text(changes.patch if changes else "", encoding="utf-8")
     outcome.write(out)
     trajectory.write("end", outcome=outcome.model_dump(mode="json"))

@@ -156,11 +156,14 @@ class Toolbox:
         sandbox: Sandbox,
         *,
         check_command: CommandCheck | None = None,
+        check_path: CommandCheck | None = None,
         default_timeout: float = 600.0,
     ) -> None:
         self.sandbox = sandbox
         self.check_command = check_command
+        self.check_path = check_path
         self.default_timeout = default_timeout
+        self.refusals: list[str] = []  # what a policy refused, for the report
 
     def call(self, name: str, arguments: str, *, time_left: float | None = None) -> ToolResult:
         model = TOOLS.get(name)
@@ -196,6 +199,11 @@ class Toolbox:
             parts = confine(path)
         except PermissionError:
             raise ToolError(f"{path} is outside the repository; use paths inside it") from None
+        if self.check_path is not None and parts:
+            reason = self.check_path("/".join(parts))
+            if reason:
+                self.refusals.append(f"{path}: {reason}")
+                raise ToolError(f"refused by policy: {reason}")
         lexical = "/".join([WORKSPACE, *parts])
         probe = self.sandbox.run(f"realpath -m -- {shlex.quote(lexical)}", timeout=30)
         real = probe.stdout.strip()
@@ -210,6 +218,7 @@ class Toolbox:
         if self.check_command is not None:
             reason = self.check_command(args.command)
             if reason:
+                self.refusals.append(f"{args.command[:200]}: {reason}")
                 return ToolResult(f"refused by policy: {reason}", False, refused=True)
         timeout = min(args.timeout or self.default_timeout, MAX_SHELL_TIMEOUT)
         if time_left is not None:

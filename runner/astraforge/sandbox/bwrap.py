@@ -124,7 +124,7 @@ class BwrapSandbox(Lifecycle):
         self._ws = self._root / "workspace"
         self._ws.mkdir()
         with tempfile.TemporaryFile() as archive:
-            pack(self.source, archive)
+            pack(self.source, archive, exclude=self.config.exclude)
             self._shadow = Shadow(archive)
             archive.seek(0)
             extract(archive, self._ws)

@@ -32,6 +32,9 @@ class _Common(BaseModel):
     env_allow: list[str] = Field(
         default_factory=list, description="runner variables copied into the sandbox"
     )
+    exclude: list[str] = Field(
+        default_factory=list, description="globs of files never copied into the sandbox"
+    )
     setup_network: bool = Field(default=False, description="allow network for the setup phase only")
     setup_timeout: float = Field(default=900.0, gt=0, description="per setup command")
 

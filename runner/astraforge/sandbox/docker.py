@@ -178,7 +178,7 @@ class DockerSandbox(Lifecycle):
             },
         )
         with tempfile.TemporaryFile() as archive:
-            pack(Path(self.workspace), archive)
+            pack(Path(self.workspace), archive, exclude=self.config.exclude)
             self._shadow = Shadow(archive)
             archive.seek(0)
             self._container = self._docker.containers.create(

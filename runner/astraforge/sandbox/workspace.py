@@ -12,11 +12,12 @@ import os
 import shutil
 import tarfile
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import IO
 
 from astraforge.git import run_git
+from astraforge.globs import matches
 from astraforge.sandbox.base import Changes
 from astraforge.sandbox.config import SANDBOX_UID
 
@@ -36,8 +37,9 @@ JUNK = (
 )
 
 
-def pack(source: Path, out: IO[bytes], uid: int = SANDBOX_UID) -> None:
-    """Write ``source`` (without .git) as a tar owned by ``uid``, with a ``.`` entry first."""
+def pack(source: Path, out: IO[bytes], uid: int = SANDBOX_UID, exclude: Sequence[str] = ()) -> None:
+    """Write ``source`` (without .git and the ``exclude`` globs) as a tar owned by ``uid``,
+    with a ``.`` entry first."""
     with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
 
         def owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
@@ -48,7 +50,7 @@ def pack(source: Path, out: IO[bytes], uid: int = SANDBOX_UID) -> None:
         root = tar.gettarinfo(str(source), arcname=".")
         root.mode = 0o755
         tar.addfile(owned(root))
-        for path in _walk(source):
+        for path in _walk(source, exclude):
             rel = path.relative_to(source).as_posix()
             info = tar.gettarinfo(str(path), arcname=rel)
             if info.isreg():
@@ -60,14 +62,19 @@ def pack(source: Path, out: IO[bytes], uid: int = SANDBOX_UID) -> None:
     out.seek(0)
 
 
-def _walk(root: Path) -> Iterable[Path]:
+def _walk(root: Path, exclude: Sequence[str] = ()) -> Iterable[Path]:
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in EXCLUDED)
         base = Path(dirpath)
+        rel = base.relative_to(root).as_posix()
+        prefix = "" if rel == "." else rel + "/"
+        dirnames[:] = sorted(
+            d for d in dirnames if d not in EXCLUDED and not matches(prefix + d, exclude)
+        )
         for name in dirnames:
             yield base / name
         for name in sorted(filenames):
-            yield base / name
+            if not matches(prefix + name, exclude):
+                yield base / name
 
 
 def extract(archive: IO[bytes], dest: Path, strip: str = "") -> list[str]:
