@@ -185,6 +185,91 @@ def sandbox_gc(older_than: float) -> None:
     click.echo(f"{len(removed)} leftover(s) removed")
 
 
+def _default_out() -> Path:
+    if os.environ.get("GITHUB_ACTIONS") == "true" and os.environ.get("RUNNER_TEMP"):
+        return Path(os.environ["RUNNER_TEMP"]) / "astraforge"
+    return Path("astraforge-artifacts").resolve()
+
+
+@cli.command("run")
+@click.option("--event", "event_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Event payload (default: the CI job's own event).")  # fmt: skip
+@click.option("--repo", type=click.Path(path_type=Path, file_okay=False, exists=True),
+              default=Path("."), show_default=True, help="Checkout of the repository.")  # fmt: skip
+@click.option("--forge", type=click.Choice(["github", "gitlab", "local"]),
+              help="Where to publish (default: the CI the job runs in).")  # fmt: skip
+@click.option("--forge-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="The local forge's directory (with --forge local).")  # fmt: skip
+@click.option("--model", help="Model name, or replay:TRAJECTORY.jsonl.")
+@click.option("--base-url", help="OpenAI-compatible API base URL.")
+@click.option("--backend", type=click.Choice(["docker", "bwrap"]), help="Sandbox backend.")
+@click.option("--image", help="Sandbox image (docker backend).")
+@click.option("--test-command", help="Test command run before and after the change.")
+@click.option("--config", "config_file", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False),
+              help="Artifacts directory (default: $RUNNER_TEMP/astraforge or "
+              "./astraforge-artifacts).")  # fmt: skip
+@click.option("--dry-run/--no-dry-run", default=None,
+              help="Do everything except write to the forge.")  # fmt: skip
+@click.option(
+    "--publish-from",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="Only verify and publish the artifacts of a --dry-run (hardened workflows).",
+)
+def run_command(event_file: Path | None, repo: Path, forge: str | None, forge_dir: Path | None,
+                model: str | None, base_url: str | None, backend: str | None,
+                image: str | None, test_command: str | None, config_file: Path | None,
+                out: Path | None, dry_run: bool | None,
+                publish_from: Path | None) -> None:  # fmt: skip
+    """The whole flow: event, permission, sandboxed agent, policy, branch, PR, status.
+
+    Inside GitHub Actions or GitLab CI every flag comes from the environment. Exit codes:
+    0 (fixed, no change, skipped, refused, budget exhausted), 8 (blocked by the policy), or the
+    error's code; report.json, diff.patch and trajectory.jsonl are always written.
+    """
+    from astraforge import pipeline
+
+    options = pipeline.Options(
+        repo=repo.resolve(),
+        out=(out or _default_out()).resolve(),
+        event=event_file,
+        forge=forge,
+        forge_dir=forge_dir,
+        config_file=config_file,
+        overrides={
+            "model.name": model,
+            "model.base_url": base_url,
+            "sandbox.backend": backend,
+            "sandbox.image": image,
+            "test_command": test_command,
+        },
+        dry_run=dry_run,
+    )
+    result = pipeline.run(options, publish_from=publish_from)
+    if result.error is not None:
+        raise result.error
+    sys.exit(result.exit_code)
+
+
+@cli.command("demo")
+@click.option("--dir", "directory", type=click.Path(path_type=Path, file_okay=False),
+              help="Where to put the demo (default: a new temporary directory).")  # fmt: skip
+@click.option(
+    "--backend",
+    type=click.Choice(["docker", "bwrap"]),
+    help="Sandbox backend (default: docker if its daemon has the image, else bwrap).",
+)
+def demo_command(directory: Path | None, backend: str | None) -> None:
+    """Run the whole flow offline: a sample repository with a real bug, a real Sentry alert,
+    the sandbox, a replayed model, and a local forge with the resulting branch and PR."""
+    from astraforge.demo import run_demo
+
+    result = run_demo(directory, lambda line: click.echo(line, err=True), backend)
+    if result.error is not None:
+        raise result.error
+    sys.exit(result.exit_code)
+
+
 @cli.command("agent")
 @click.option(
     "--repo",

@@ -39,6 +39,19 @@ def resource(kind: str, name: str) -> Traversable:
     return node
 
 
+def resource_dir(kind: str, name: str) -> Traversable:
+    """A shipped folder, e.g. ``resource_dir("examples", "demo/repo")``."""
+    node = _root(kind)
+    for part in name.split("/"):
+        node = node.joinpath(part)
+    if not node.is_dir():
+        raise AstraForgeError(
+            f"bundled folder {kind}/{name} is missing",
+            "reinstall AstraForge; the package is incomplete",
+        )
+    return node
+
+
 def read_text(kind: str, name: str) -> str:
     return resource(kind, name).read_text(encoding="utf-8")
 

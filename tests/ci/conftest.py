@@ -1,0 +1,74 @@
+"""Real CI runs: `act` runs the example workflows with `uses: ./`, `gitlab-ci-local` runs a
+project that includes the GitLab template. The runner inside talks to the local forge API
+server, the scripted model server, and the real Docker sandbox."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+STANDINS = Path(__file__).resolve().parent / "actions"
+PROJECT_FILES = ("action.yml", "action", "pyproject.toml", "README.md", "LICENSE", "runner",
+                 "prompts", "templates", "policies", "examples", "gitlab-ci")  # fmt: skip
+IMAGE = "astraforge-sandbox:bookworm"
+
+APP_FILES = {
+    "shop/__init__.py": "",
+    "shop/cart.py": (
+        "def average_price(items):\n"
+        '    total = sum(item["price"] for item in items)\n'
+        "    return total / len(items)\n"
+    ),
+    "tests/__init__.py": "",
+    "tests/test_cart.py": (
+        "import unittest\n\nfrom shop.cart import average_price\n\n\n"
+        "class CartTest(unittest.TestCase):\n"
+        "    def test_empty_cart(self):\n"
+        "        self.assertEqual(average_price([]), 0)\n"
+    ),
+    ".astraforge.yml": (
+        f"sandbox:\n  backend: docker\n  image: {IMAGE}\n"
+        "test_command: python3 -m unittest -q\n"
+        "model:\n  name: test-model\n  max_retries: 0\n"
+    ),
+}
+
+
+def tool(name: str) -> str:
+    found = shutil.which(name) or str(Path(sys.executable).parent / name)
+    if not Path(found).exists():
+        raise RuntimeError(f"{name} is not installed: run .ci/run (scripts/ci-setup) first")
+    return found
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(repo), "-c", "user.name=Dev", "-c", "user.email=dev@example.com",
+         *args],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+
+
+def project_copy(dest: Path, files: dict[str, str], remote: str) -> Path:
+    """A user repository holding AstraForge itself (for `uses: ./` / a local include) and a
+    small app with a real bug."""
+    dest.mkdir(parents=True)
+    for name in PROJECT_FILES:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, dest / name,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))  # fmt: skip
+        elif source.exists():
+            shutil.copy2(source, dest / name)
+    for name, text in {**APP_FILES, **files}.items():
+        path = dest / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    git(dest, "init", "-q", "-b", "main")
+    git(dest, "add", "-A")
+    git(dest, "commit", "-qm", "Initial version")
+    git(dest, "remote", "add", "origin", remote)
+    return dest

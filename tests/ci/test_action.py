@@ -1,0 +1,180 @@
+"""The GitHub Action, run for real by `act` in host mode on fixture events."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.ci.conftest import STANDINS, project_copy, tool
+from tests.conftest import load_fixture
+from tests.servers.github import FakeGitHub
+from tests.servers.llm import ScriptedLLM, call, reply, scripted
+
+from astraforge.events import forwarded
+from astraforge.events import sentry as sentry_events
+
+TOKEN = "ghs_" + "ActRunToken" * 4
+LLM_KEY = "sk-test-" + "ActLlmKey0" * 3
+FIX = [
+    reply(call("read_file", path="shop/cart.py")),
+    reply(
+        call(
+            "edit_file",
+            path="shop/cart.py",
+            old="    return total / len(items)",
+            new="    return total / len(items) if items else 0",
+        )
+    ),
+    reply(call("shell", command="python3 -m unittest -q")),
+    reply(
+        call(
+            "finish",
+            summary="An empty cart divided by zero; it now averages to 0.",
+            root_cause="len(items) is 0 for an empty cart",
+            tests="unittest passes",
+        )
+    ),
+]
+
+
+def workflow(name: str) -> str:
+    text = (Path(__file__).parents[2] / "action" / "workflows" / name).read_text()
+    assert "uses: astraforge/astraforge@v1" in text
+    return text.replace("uses: astraforge/astraforge@v1", "uses: ./")
+
+
+def run_act(tmp_path: Path, ws: Path, event: str, payload: dict[str, Any], workflow_file: str,
+            server: FakeGitHub, llm: ScriptedLLM) -> tuple[subprocess.CompletedProcess[str], Path]:  # fmt: skip
+    event_file = tmp_path / "event.json"
+    event_file.write_text(json.dumps(payload))
+    artifacts = tmp_path / "artifacts"
+    command = [
+        tool("act"), event, "-e", str(event_file), "-W", f".github/workflows/{workflow_file}",
+        "-P", "ubuntu-latest=-self-hosted",
+        "--local-repository", f"actions/checkout@v5={STANDINS / 'checkout'}",
+        "--local-repository", f"actions/upload-artifact@v4={STANDINS / 'upload-artifact'}",
+        "--action-offline-mode", "--action-cache-path", str(tmp_path / "act-cache"),
+        "--env", f"GITHUB_API_URL={server.url}",
+        "--env", f"OPENAI_BASE_URL={llm.url}",
+        "--env", f"ACT_ARTIFACTS={artifacts}",
+        "-s", f"GITHUB_TOKEN={TOKEN}", "-s", f"OPENAI_API_KEY={LLM_KEY}",
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "ACTIONS_"))}
+    result = subprocess.run(command, cwd=ws, capture_output=True, text=True, env=env,
+                            timeout=900, check=False)  # fmt: skip
+    (tmp_path / "act.log").write_text(result.stdout + result.stderr)
+    return result, artifacts / "astraforge-run"
+
+
+def outputs(log: str) -> dict[str, str]:
+    return dict(re.findall(r"::set-output:: (\w+)=(.*)", log))
+
+
+def setup(tmp_path: Path, payload: dict[str, Any], workflow_file: str) -> tuple[Path, FakeGitHub]:
+    full_name = payload["repository"]["full_name"]
+    ws = project_copy(tmp_path / "ws", {f".github/workflows/{workflow_file}":
+                      workflow(workflow_file)}, f"https://github.com/{full_name}.git")  # fmt: skip
+    server = FakeGitHub(tmp_path / "gh", TOKEN, full_name)
+    server.seed(ws)
+    server.roles["Codertocat"] = "write"
+    return ws, server
+
+
+def assert_fixed(result: subprocess.CompletedProcess[str], artifacts: Path,
+                 server: FakeGitHub, llm: ScriptedLLM) -> dict[str, str]:  # fmt: skip
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-4000:]
+    assert llm.calls == 4
+    assert len(server.pulls) == 1
+    pull = next(iter(server.pulls.values()))
+    assert pull["title"].startswith(("Fix: ", "AstraForge: "))
+    assert "| `shop/cart.py` | modified | +1 −1 |" in pull["body"]
+    assert "| after the change | `python3 -m unittest -q` | passed |" in pull["body"]
+    found = outputs(log)
+    assert found["conclusion"] == "fixed"
+    assert found["pr_number"] == str(next(iter(server.pulls)))
+    assert found["branch"] == pull["head"]
+    assert found["pr_url"].endswith(f"/pull/{found['pr_number']}")
+    summary = (artifacts / "summary.md").read_text()
+    assert summary.startswith("## AstraForge: fixed")
+    assert (artifacts / "report.json").exists()
+    assert (artifacts / "trajectory.jsonl").exists()
+    assert TOKEN not in log
+    assert LLM_KEY not in log
+    assert "::group::AstraForge: agent in the sandbox" in log or "AstraForge: agent" in log
+    return found
+
+
+def test_issue_labeled(tmp_path: Path) -> None:
+    payload = load_fixture("github/issues.labeled.json")
+    payload["label"]["name"] = "astraforge"
+    payload["issue"]["title"] = "Average of an empty cart crashes"
+    payload["issue"]["body"] = "ZeroDivisionError when the cart is empty."
+    ws, server = setup(tmp_path, payload, "astraforge-issues.yml")
+    with server, scripted(list(FIX)) as llm:
+        result, artifacts = run_act(tmp_path, ws, "issues", payload, "astraforge-issues.yml",
+                                    server, llm)  # fmt: skip
+    assert_fixed(result, artifacts, server, llm)
+    status = server.comments[payload["issue"]["number"]]
+    assert len(status) == 1
+    assert "proposes a fix" in status[0]["body"]
+
+
+def test_issue_comment_command(tmp_path: Path) -> None:
+    payload = load_fixture("github/issue_comment.created.on-issue.json")
+    payload["comment"]["body"] = "/astraforge fix the empty cart crash"
+    ws, server = setup(tmp_path, payload, "astraforge-comment.yml")
+    with server, scripted(list(FIX)) as llm:
+        result, artifacts = run_act(tmp_path, ws, "issue_comment", payload,
+                                    "astraforge-comment.yml", server, llm)  # fmt: skip
+    assert_fixed(result, artifacts, server, llm)
+    request = json.loads(llm.requests[0].raw)["messages"][1]["content"]
+    assert "Request: the empty cart crash" in request  # `fix` is the command verb
+
+
+def test_repository_dispatch_from_the_relay(tmp_path: Path) -> None:
+    alert = sentry_events.parse(load_fixture("sentry/event_alert.triggered.issue-alert.json"),
+                                "event_alert")  # fmt: skip
+    payload = load_fixture("github/repository_dispatch.json")
+    payload["action"] = "astraforge-alert"
+    payload["client_payload"] = forwarded.encode(alert)
+    ws, server = setup(tmp_path, payload, "astraforge-alert.yml")
+    with server, scripted(list(FIX)) as llm:
+        result, artifacts = run_act(tmp_path, ws, "repository_dispatch", payload,
+                                    "astraforge-alert.yml", server, llm)  # fmt: skip
+    assert_fixed(result, artifacts, server, llm)
+
+
+def test_workflow_dispatch_request(tmp_path: Path) -> None:
+    payload = load_fixture("github/workflow_dispatch.json")
+    payload["inputs"] = {"request": "Make average_price return 0 for an empty cart"}
+    ws, server = setup(tmp_path, payload, "astraforge-request.yml")
+    with server, scripted(list(FIX)) as llm:
+        result, artifacts = run_act(tmp_path, ws, "workflow_dispatch", payload,
+                                    "astraforge-request.yml", server, llm)  # fmt: skip
+    assert_fixed(result, artifacts, server, llm)
+
+
+@pytest.mark.parametrize("title", ['"; touch /tmp/pwned-title #', "$(touch /tmp/pwned-title)"])
+def test_script_injection_in_titles_and_comments_creates_nothing(tmp_path: Path,
+                                                                 title: str) -> None:  # fmt: skip
+    for marker in ("/tmp/pwned-title", "/tmp/pwned-comment"):
+        Path(marker).unlink(missing_ok=True)
+    payload = load_fixture("github/issue_comment.created.on-issue.json")
+    payload["issue"]["title"] = title
+    payload["comment"]["body"] = (
+        "/astraforge fix $(touch /tmp/pwned-comment) `touch /tmp/pwned-comment`"
+    )
+    ws, server = setup(tmp_path, payload, "astraforge-comment.yml")
+    with server, scripted([reply(call("finish", summary="nothing to do"))]) as llm:
+        result, _ = run_act(tmp_path, ws, "issue_comment", payload, "astraforge-comment.yml",
+                            server, llm)  # fmt: skip
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert not Path("/tmp/pwned-title").exists()
+    assert not Path("/tmp/pwned-comment").exists()
+    assert outputs(result.stdout + result.stderr)["conclusion"] == "no_change"
