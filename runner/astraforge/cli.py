@@ -192,35 +192,63 @@ def _default_out() -> Path:
 
 
 @cli.command("run")
-@click.option("--event", "event_file", type=click.Path(path_type=Path, dir_okay=False),
-              help="Event payload (default: the CI job's own event).")  # fmt: skip
-@click.option("--repo", type=click.Path(path_type=Path, file_okay=False, exists=True),
-              default=Path("."), show_default=True, help="Checkout of the repository.")  # fmt: skip
-@click.option("--forge", type=click.Choice(["github", "gitlab", "local"]),
-              help="Where to publish (default: the CI the job runs in).")  # fmt: skip
-@click.option("--forge-dir", type=click.Path(path_type=Path, file_okay=False),
-              help="The local forge's directory (with --forge local).")  # fmt: skip
+@click.option(
+    "--event",
+    "event_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Event payload (default: the CI job's own event).",
+)
+@click.option(
+    "--repo",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=Path("."),
+    show_default=True,
+    help="Checkout of the repository.",
+)
+@click.option(
+    "--forge",
+    type=click.Choice(["github", "gitlab", "local"]),
+    help="Where to publish (default: the CI the job runs in).",
+)
+@click.option(
+    "--forge-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="The local forge's directory (with --forge local).",
+)
 @click.option("--model", help="Model name, or replay:TRAJECTORY.jsonl.")
 @click.option("--base-url", help="OpenAI-compatible API base URL.")
 @click.option("--backend", type=click.Choice(["docker", "bwrap"]), help="Sandbox backend.")
 @click.option("--image", help="Sandbox image (docker backend).")
 @click.option("--test-command", help="Test command run before and after the change.")
 @click.option("--config", "config_file", type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(path_type=Path, file_okay=False),
-              help="Artifacts directory (default: $RUNNER_TEMP/astraforge or "
-              "./astraforge-artifacts).")  # fmt: skip
-@click.option("--dry-run/--no-dry-run", default=None,
-              help="Do everything except write to the forge.")  # fmt: skip
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Artifacts directory (default: $RUNNER_TEMP/astraforge or ./astraforge-artifacts).",
+)
+@click.option(
+    "--dry-run/--no-dry-run", default=None, help="Do everything except write to the forge."
+)
 @click.option(
     "--publish-from",
     type=click.Path(path_type=Path, file_okay=False, exists=True),
     help="Only verify and publish the artifacts of a --dry-run (hardened workflows).",
 )
-def run_command(event_file: Path | None, repo: Path, forge: str | None, forge_dir: Path | None,
-                model: str | None, base_url: str | None, backend: str | None,
-                image: str | None, test_command: str | None, config_file: Path | None,
-                out: Path | None, dry_run: bool | None,
-                publish_from: Path | None) -> None:  # fmt: skip
+def run_command(
+    event_file: Path | None,
+    repo: Path,
+    forge: str | None,
+    forge_dir: Path | None,
+    model: str | None,
+    base_url: str | None,
+    backend: str | None,
+    image: str | None,
+    test_command: str | None,
+    config_file: Path | None,
+    out: Path | None,
+    dry_run: bool | None,
+    publish_from: Path | None,
+) -> None:
     """The whole flow: event, permission, sandboxed agent, policy, branch, PR, status.
 
     Inside GitHub Actions or GitLab CI every flag comes from the environment. Exit codes:
@@ -252,8 +280,12 @@ def run_command(event_file: Path | None, repo: Path, forge: str | None, forge_di
 
 
 @cli.command("demo")
-@click.option("--dir", "directory", type=click.Path(path_type=Path, file_okay=False),
-              help="Where to put the demo (default: a new temporary directory).")  # fmt: skip
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Where to put the demo (default: a new temporary directory).",
+)
 @click.option(
     "--backend",
     type=click.Choice(["docker", "bwrap"]),
@@ -268,6 +300,53 @@ def demo_command(directory: Path | None, backend: str | None) -> None:
     if result.error is not None:
         raise result.error
     sys.exit(result.exit_code)
+
+
+@cli.command("init")
+@click.option(
+    "--repo",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=Path("."),
+    show_default=True,
+)
+@click.option(
+    "--platform",
+    type=click.Choice(["github", "gitlab"]),
+    help="Default: gitlab if the repository has .gitlab-ci.yml or a GitLab remote.",
+)
+@click.option("--force", is_flag=True, help="Overwrite files that exist.")
+def init_command(repo: Path, platform: str | None, force: bool) -> None:
+    """Write the workflows (or the GitLab include) and a commented .astraforge.yml."""
+    from astraforge.setup_cmds import init
+
+    for line in init(repo, platform, force):
+        click.echo(line)
+
+
+@cli.command("doctor")
+@click.option(
+    "--repo",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=Path("."),
+    show_default=True,
+)
+@click.option(
+    "--forge",
+    type=click.Choice(["github", "gitlab", "local"]),
+    help="Forge to check the token against (default: the CI's).",
+)
+def doctor_command(repo: Path, forge: str | None) -> None:
+    """Check Python, the configuration, the sandbox, the forge token and the model, and say
+    what to fix. Exits 1 when something a run needs is missing."""
+    from astraforge.setup_cmds import doctor
+
+    findings = doctor(repo, os.environ, forge)
+    for finding in findings:
+        mark = "ok  " if finding.ok else "FAIL"
+        fix = f" (fix: {finding.fix})" if finding.fix and not finding.ok else ""
+        click.echo(f"{mark}  {finding.what}{fix}")
+    if not all(f.ok for f in findings):
+        sys.exit(1)
 
 
 @cli.command("agent")
@@ -459,16 +538,36 @@ def _load_policy(policy_file: Path | None, repo: Path | None) -> Any:
     required=True,
     help="A git patch (`git diff base...head`), or - for stdin.",
 )
-@click.option("--policy", "policy_file", type=click.Path(path_type=Path, dir_okay=False),
-              help="Policy file (default: the repository's, else the bundled one).")  # fmt: skip
-@click.option("--repo", type=click.Path(path_type=Path, file_okay=False, exists=True),
-              help="Repository whose .astraforge.yml names the policy.")  # fmt: skip
-@click.option("--message", "message_file", type=click.Path(path_type=Path, dir_okay=False),
-              help="Commit message to scan for secrets too.")  # fmt: skip
-@click.option("--body", "body_file", type=click.Path(path_type=Path, dir_okay=False),
-              help="PR body to scan for secrets too.")  # fmt: skip
-def policy_check(diff_file: Path, policy_file: Path | None, repo: Path | None,
-                 message_file: Path | None, body_file: Path | None) -> None:  # fmt: skip
+@click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Policy file (default: the repository's, else the bundled one).",
+)
+@click.option(
+    "--repo",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="Repository whose .astraforge.yml names the policy.",
+)
+@click.option(
+    "--message",
+    "message_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Commit message to scan for secrets too.",
+)
+@click.option(
+    "--body",
+    "body_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="PR body to scan for secrets too.",
+)
+def policy_check(
+    diff_file: Path,
+    policy_file: Path | None,
+    repo: Path | None,
+    message_file: Path | None,
+    body_file: Path | None,
+) -> None:
     """Check a patch against the policy: exit 0 if it passes, 8 with the violated rules.
 
     Works as a CI step on any pull request, including ones AstraForge did not make. Values
@@ -558,10 +657,13 @@ def forge_show(directory: Path) -> None:
     from astraforge.forges.local import LocalForge
 
     forge = LocalForge(directory)
-    pulls = [json.loads(p.read_text()) | {"number": int(p.stem)}
-             for p in sorted((forge.root / "pulls").glob("*.json"))]  # fmt: skip
-    comments = {p.stem: json.loads(p.read_text())
-                for p in sorted((forge.root / "comments").glob("*.json"))}  # fmt: skip
+    pulls = [
+        json.loads(p.read_text()) | {"number": int(p.stem)}
+        for p in sorted((forge.root / "pulls").glob("*.json"))
+    ]
+    comments = {
+        p.stem: json.loads(p.read_text()) for p in sorted((forge.root / "comments").glob("*.json"))
+    }
     _print_json({"repo": forge.repo().__dict__, "pulls": pulls, "comments": comments})
 
 

@@ -137,8 +137,9 @@ class SandboxSettings(_Section):
     backend: Literal["docker", "bwrap"] = "docker"
     image: str = Field(default="python:3.12-slim", description="sandbox image (docker backend)")
 
-    def spec(self, limits: SandboxPolicy | None = None, exclude: list[str] | None = None
-             ) -> SandboxSpec:  # fmt: skip
+    def spec(
+        self, limits: SandboxPolicy | None = None, exclude: list[str] | None = None
+    ) -> SandboxSpec:
         """The sandbox configuration, with the policy's limits when given."""
         common: dict[str, object] = {"exclude": list(exclude or [])}
         if limits is not None:

@@ -69,11 +69,15 @@ def bwrap_ready() -> bool:
 def install_bwrap(say: Say) -> bool:
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         return False
-    say("no Docker daemon with the sandbox image and no bubblewrap: installing bubblewrap "
-        "with apt-get (the sandbox is required; nothing runs without it)")  # fmt: skip
+    say(
+        "no Docker daemon with the sandbox image and no bubblewrap: installing bubblewrap "
+        "with apt-get (the sandbox is required; nothing runs without it)"
+    )
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq",
-                                                    "bubblewrap"]):  # fmt: skip
+    for command in (
+        ["apt-get", "update", "-qq"],
+        ["apt-get", "install", "-y", "-qq", "bubblewrap"],
+    ):
         result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             say(f"  {' '.join(command)} failed: {result.stderr.strip()[-300:]}")
@@ -118,8 +122,10 @@ def run_demo(directory: Path | None, say: Say, backend: str | None = None) -> pi
     chosen, image = choose_sandbox(say, backend)
     trajectory = root / "recorded-trajectory.jsonl"
     trajectory.write_bytes(resources.resource("examples", "demo/trajectory.jsonl").read_bytes())
-    say("model: a REPLAY of recorded replies (examples/demo/trajectory.jsonl); no model API "
-        "is called and no key is needed")  # fmt: skip
+    say(
+        "model: a REPLAY of recorded replies (examples/demo/trajectory.jsonl); no model API "
+        "is called and no key is needed"
+    )
     options = pipeline.Options(
         repo=repo,
         out=root / "artifacts",

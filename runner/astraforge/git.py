@@ -113,8 +113,13 @@ class WorkRepo:
     def close(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def git(self, *args: str, env: Mapping[str, str] | None = None, check: bool = True,
-            input: bytes | None = None) -> str:  # fmt: skip
+    def git(
+        self,
+        *args: str,
+        env: Mapping[str, str] | None = None,
+        check: bool = True,
+        input: bytes | None = None,
+    ) -> str:
         return run_git(list(args), self.dir, env=env, check=check, input=input).stdout.decode()
 
     def commit(self, base: str, patch: str, message: str, author: Author) -> tuple[str, str]:
@@ -152,11 +157,19 @@ class WorkRepo:
         return out.split()[0] if out.strip() else None
 
     def fetch(self, url: str, branch: str, auth: Mapping[str, str]) -> None:
-        self.git("fetch", "-q", "--no-tags", "--", url,
-                 f"+refs/heads/{branch}:refs/astraforge/tip", env=auth)  # fmt: skip
+        self.git(
+            "fetch",
+            "-q",
+            "--no-tags",
+            "--",
+            url,
+            f"+refs/heads/{branch}:refs/astraforge/tip",
+            env=auth,
+        )
 
-    def push(self, url: str, branch: str, commit: str, expect: str | None,
-             auth: Mapping[str, str]) -> tuple[bool, str]:  # fmt: skip
+    def push(
+        self, url: str, branch: str, commit: str, expect: str | None, auth: Mapping[str, str]
+    ) -> tuple[bool, str]:
         """Push with a lease on the branch's expected tip; (accepted, git's message)."""
         lease = f"--force-with-lease=refs/heads/{branch}:{expect or ''}"
         result = run_git(
@@ -204,8 +217,9 @@ def publish_branch(
                 if work.git("rev-parse", f"{tip}^{{tree}}").strip() == tree:
                     return PushResult(branch, tip, False, attempt)
                 log = work.git("log", "--format=%B%x00", f"{base}..{tip}")
-                foreign = [m for m in log.split("\0") if m.strip() and
-                           f"{TRAILER}: {fingerprint}" not in m]  # fmt: skip
+                foreign = [
+                    m for m in log.split("\0") if m.strip() and f"{TRAILER}: {fingerprint}" not in m
+                ]
                 if foreign:
                     raise PushRejected(
                         f"branch {branch} has {len(foreign)} commit(s) not made by AstraForge "

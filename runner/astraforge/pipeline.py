@@ -175,8 +175,10 @@ class _State:
             outcome = Outcome.model_validate(report["outcome"])
             self.result.task, self.result.outcome = task, outcome
             if outcome.diff_sha256 != sha256(patch):
-                raise UsageError("diff.patch does not match the report's diff hash",
-                                 "publish the artifacts of one run, unmodified")  # fmt: skip
+                raise UsageError(
+                    "diff.patch does not match the report's diff hash",
+                    "publish the artifacts of one run, unmodified",
+                )
             self.say(f"{task.source.value} {task.event}: {task.title}")
             (o.out / DIFF).write_text(patch, encoding="utf-8", errors="surrogateescape")
         with self.ci.group("AstraForge: permission"):
@@ -189,8 +191,9 @@ class _State:
                 return
         self.check_and_publish(task, outcome, patch, cfg, rules)
 
-    def check_and_publish(self, task: Task, outcome: Outcome, patch: str,
-                          cfg: config_mod.Config, rules: policy.Policy) -> None:  # fmt: skip
+    def check_and_publish(
+        self, task: Task, outcome: Outcome, patch: str, cfg: config_mod.Config, rules: policy.Policy
+    ) -> None:
         o = self.options
         with self.ci.group("AstraForge: policy checks"):
             from astraforge.publish import commit_message, pr_body
@@ -224,10 +227,16 @@ class _State:
             if start is None:
                 raise UsageError(f"{o.repo} is not a git checkout", "run in the repository")
             published = publish(
-                self.forge, o.repo, task, outcome, patch, base_commit=start,
-                config=cfg.publish, links=self.links,
+                self.forge,
+                o.repo,
+                task,
+                outcome,
+                patch,
+                base_commit=start,
+                config=cfg.publish,
+                links=self.links,
                 policy=[c.as_dict() for c in checks],
-            )  # fmt: skip
+            )
             self.result.published = published
             for write in published.writes or ["nothing changed since the last run: no write"]:
                 self.say(write)
@@ -240,16 +249,24 @@ class _State:
         if kind not in ("github", "gitlab", "local"):
             raise UsageError("no forge to talk to", "pass --forge github|gitlab|local")
         repository = task.repository.full_name if task.repository else None
-        return open_forge(kind, repository=repository, env=self.env,
-                          forge_dir=self.options.forge_dir)  # fmt: skip
+        return open_forge(
+            kind, repository=repository, env=self.env, forge_dir=self.options.forge_dir
+        )
 
-    def status(self, state: str, *, reason: str | None = None,
-               outcome: Outcome | None = None) -> None:  # fmt: skip
+    def status(
+        self, state: str, *, reason: str | None = None, outcome: Outcome | None = None
+    ) -> None:
         task = self.result.task
         if self.forge is None or task is None or task.number is None:
             return
-        text = status_text(state, task=task, links=self.links, outcome=outcome,
-                           published=self.result.published, reason=reason)  # fmt: skip
+        text = status_text(
+            state,
+            task=task,
+            links=self.links,
+            outcome=outcome,
+            published=self.result.published,
+            reason=reason,
+        )
         if self.dry_run:
             self.say(f"dry run: would set the status comment on #{task.number}")
             return
@@ -298,8 +315,14 @@ class _State:
         }
         for key, value in outputs.items():
             self.ci.set_output(key, value)
-        summary = render.render("templates", "job_summary.md.j2", result=r, report=report,
-                                links=self.links, out=str(out))  # fmt: skip
+        summary = render.render(
+            "templates",
+            "job_summary.md.j2",
+            result=r,
+            report=report,
+            links=self.links,
+            out=str(out),
+        )
         (out / SUMMARY).write_text(self.ci.redact(summary))
         self.ci.summary(summary)
         self.say(f"conclusion: {r.conclusion} ({r.reason}); artifacts in {out}")

@@ -13,7 +13,9 @@ from pathlib import Path
 
 from astraforge.errors import AstraForgeError
 
-KINDS = ("prompts", "templates", "policies", "examples")
+KINDS = ("prompts", "templates", "policies", "examples", "workflows", "gitlab")
+# Where each kind lives in a source checkout (installed: astraforge/_data/<kind>).
+SOURCE_FOLDERS = {"workflows": "action/workflows", "gitlab": "gitlab-ci"}
 
 
 def _root(kind: str) -> Traversable:
@@ -23,7 +25,7 @@ def _root(kind: str) -> Traversable:
     if packaged.is_dir():
         return packaged
     # Source checkout (editable install): the folder beside runner/.
-    return Path(__file__).resolve().parents[2] / kind
+    return Path(__file__).resolve().parents[2] / SOURCE_FOLDERS.get(kind, kind)
 
 
 def resource(kind: str, name: str) -> Traversable:

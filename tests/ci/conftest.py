@@ -11,8 +11,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 STANDINS = Path(__file__).resolve().parent / "actions"
-PROJECT_FILES = ("action.yml", "action", "pyproject.toml", "README.md", "LICENSE", "runner",
-                 "prompts", "templates", "policies", "examples", "gitlab-ci")  # fmt: skip
+PROJECT_FILES = (
+    "action.yml",
+    "action",
+    "pyproject.toml",
+    "README.md",
+    "LICENSE",
+    "runner",
+    "prompts",
+    "templates",
+    "policies",
+    "examples",
+    "gitlab-ci",
+)
 IMAGE = "astraforge-sandbox:bookworm"
 
 APP_FILES = {
@@ -46,10 +57,11 @@ def tool(name: str) -> str:
 
 def git(repo: Path, *args: str) -> str:
     return subprocess.run(
-        ["git", "-C", str(repo), "-c", "user.name=Dev", "-c", "user.email=dev@example.com",
-         *args],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        ["git", "-C", str(repo), "-c", "user.name=Dev", "-c", "user.email=dev@example.com", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
 
 
 def project_copy(dest: Path, files: dict[str, str], remote: str) -> Path:
@@ -59,8 +71,9 @@ def project_copy(dest: Path, files: dict[str, str], remote: str) -> Path:
     for name in PROJECT_FILES:
         source = ROOT / name
         if source.is_dir():
-            shutil.copytree(source, dest / name,
-                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))  # fmt: skip
+            shutil.copytree(
+                source, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+            )
         elif source.exists():
             shutil.copy2(source, dest / name)
     for name, text in {**APP_FILES, **files}.items():

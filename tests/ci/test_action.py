@@ -18,6 +18,8 @@ from tests.servers.llm import ScriptedLLM, call, reply, scripted
 from astraforge.events import forwarded
 from astraforge.events import sentry as sentry_events
 
+CHECKOUT_SHA = "08c6903cd8c0fde910a37f88322edcfb5dd907a8"  # the pins of the example workflows
+UPLOAD_SHA = "b7c566a772e6b6bfb58ed0dc250532a479d7789f"
 TOKEN = "ghs_" + "ActRunToken" * 4
 LLM_KEY = "sk-test-" + "ActLlmKey0" * 3
 FIX = [
@@ -48,25 +50,52 @@ def workflow(name: str) -> str:
     return text.replace("uses: astraforge/astraforge@v1", "uses: ./")
 
 
-def run_act(tmp_path: Path, ws: Path, event: str, payload: dict[str, Any], workflow_file: str,
-            server: FakeGitHub, llm: ScriptedLLM) -> tuple[subprocess.CompletedProcess[str], Path]:  # fmt: skip
+Run = tuple[subprocess.CompletedProcess[str], Path]
+
+
+def run_act(
+    tmp_path: Path,
+    ws: Path,
+    event: str,
+    payload: dict[str, Any],
+    workflow_file: str,
+    server: FakeGitHub,
+    llm: ScriptedLLM,
+) -> Run:
     event_file = tmp_path / "event.json"
     event_file.write_text(json.dumps(payload))
     artifacts = tmp_path / "artifacts"
     command = [
-        tool("act"), event, "-e", str(event_file), "-W", f".github/workflows/{workflow_file}",
-        "-P", "ubuntu-latest=-self-hosted",
-        "--local-repository", f"actions/checkout@v5={STANDINS / 'checkout'}",
-        "--local-repository", f"actions/upload-artifact@v4={STANDINS / 'upload-artifact'}",
-        "--action-offline-mode", "--action-cache-path", str(tmp_path / "act-cache"),
-        "--env", f"GITHUB_API_URL={server.url}",
-        "--env", f"OPENAI_BASE_URL={llm.url}",
-        "--env", f"ACT_ARTIFACTS={artifacts}",
-        "-s", f"GITHUB_TOKEN={TOKEN}", "-s", f"OPENAI_API_KEY={LLM_KEY}",
-    ]  # fmt: skip
+        tool("act"),
+        event,
+        "-e",
+        str(event_file),
+        "-W",
+        f".github/workflows/{workflow_file}",
+        "-P",
+        "ubuntu-latest=-self-hosted",
+        "--local-repository",
+        f"actions/checkout@{CHECKOUT_SHA}={STANDINS / 'checkout'}",
+        "--local-repository",
+        f"actions/upload-artifact@{UPLOAD_SHA}={STANDINS / 'upload-artifact'}",
+        "--action-offline-mode",
+        "--action-cache-path",
+        str(tmp_path / "act-cache"),
+        "--env",
+        f"GITHUB_API_URL={server.url}",
+        "--env",
+        f"OPENAI_BASE_URL={llm.url}",
+        "--env",
+        f"ACT_ARTIFACTS={artifacts}",
+        "-s",
+        f"GITHUB_TOKEN={TOKEN}",
+        "-s",
+        f"OPENAI_API_KEY={LLM_KEY}",
+    ]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "ACTIONS_"))}
-    result = subprocess.run(command, cwd=ws, capture_output=True, text=True, env=env,
-                            timeout=900, check=False)  # fmt: skip
+    result = subprocess.run(
+        command, cwd=ws, capture_output=True, text=True, env=env, timeout=900, check=False
+    )
     (tmp_path / "act.log").write_text(result.stdout + result.stderr)
     return result, artifacts / "astraforge-run"
 
@@ -77,16 +106,20 @@ def outputs(log: str) -> dict[str, str]:
 
 def setup(tmp_path: Path, payload: dict[str, Any], workflow_file: str) -> tuple[Path, FakeGitHub]:
     full_name = payload["repository"]["full_name"]
-    ws = project_copy(tmp_path / "ws", {f".github/workflows/{workflow_file}":
-                      workflow(workflow_file)}, f"https://github.com/{full_name}.git")  # fmt: skip
+    ws = project_copy(
+        tmp_path / "ws",
+        {f".github/workflows/{workflow_file}": workflow(workflow_file)},
+        f"https://github.com/{full_name}.git",
+    )
     server = FakeGitHub(tmp_path / "gh", TOKEN, full_name)
     server.seed(ws)
     server.roles["Codertocat"] = "write"
     return ws, server
 
 
-def assert_fixed(result: subprocess.CompletedProcess[str], artifacts: Path,
-                 server: FakeGitHub, llm: ScriptedLLM) -> dict[str, str]:  # fmt: skip
+def assert_fixed(
+    result: subprocess.CompletedProcess[str], artifacts: Path, server: FakeGitHub, llm: ScriptedLLM
+) -> dict[str, str]:
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-4000:]
     assert llm.calls == 4
@@ -117,8 +150,9 @@ def test_issue_labeled(tmp_path: Path) -> None:
     payload["issue"]["body"] = "ZeroDivisionError when the cart is empty."
     ws, server = setup(tmp_path, payload, "astraforge-issues.yml")
     with server, scripted(list(FIX)) as llm:
-        result, artifacts = run_act(tmp_path, ws, "issues", payload, "astraforge-issues.yml",
-                                    server, llm)  # fmt: skip
+        result, artifacts = run_act(
+            tmp_path, ws, "issues", payload, "astraforge-issues.yml", server, llm
+        )
     assert_fixed(result, artifacts, server, llm)
     status = server.comments[payload["issue"]["number"]]
     assert len(status) == 1
@@ -130,23 +164,26 @@ def test_issue_comment_command(tmp_path: Path) -> None:
     payload["comment"]["body"] = "/astraforge fix the empty cart crash"
     ws, server = setup(tmp_path, payload, "astraforge-comment.yml")
     with server, scripted(list(FIX)) as llm:
-        result, artifacts = run_act(tmp_path, ws, "issue_comment", payload,
-                                    "astraforge-comment.yml", server, llm)  # fmt: skip
+        result, artifacts = run_act(
+            tmp_path, ws, "issue_comment", payload, "astraforge-comment.yml", server, llm
+        )
     assert_fixed(result, artifacts, server, llm)
     request = json.loads(llm.requests[0].raw)["messages"][1]["content"]
     assert "Request: the empty cart crash" in request  # `fix` is the command verb
 
 
 def test_repository_dispatch_from_the_relay(tmp_path: Path) -> None:
-    alert = sentry_events.parse(load_fixture("sentry/event_alert.triggered.issue-alert.json"),
-                                "event_alert")  # fmt: skip
+    alert = sentry_events.parse(
+        load_fixture("sentry/event_alert.triggered.issue-alert.json"), "event_alert"
+    )
     payload = load_fixture("github/repository_dispatch.json")
     payload["action"] = "astraforge-alert"
     payload["client_payload"] = forwarded.encode(alert)
     ws, server = setup(tmp_path, payload, "astraforge-alert.yml")
     with server, scripted(list(FIX)) as llm:
-        result, artifacts = run_act(tmp_path, ws, "repository_dispatch", payload,
-                                    "astraforge-alert.yml", server, llm)  # fmt: skip
+        result, artifacts = run_act(
+            tmp_path, ws, "repository_dispatch", payload, "astraforge-alert.yml", server, llm
+        )
     assert_fixed(result, artifacts, server, llm)
 
 
@@ -155,14 +192,16 @@ def test_workflow_dispatch_request(tmp_path: Path) -> None:
     payload["inputs"] = {"request": "Make average_price return 0 for an empty cart"}
     ws, server = setup(tmp_path, payload, "astraforge-request.yml")
     with server, scripted(list(FIX)) as llm:
-        result, artifacts = run_act(tmp_path, ws, "workflow_dispatch", payload,
-                                    "astraforge-request.yml", server, llm)  # fmt: skip
+        result, artifacts = run_act(
+            tmp_path, ws, "workflow_dispatch", payload, "astraforge-request.yml", server, llm
+        )
     assert_fixed(result, artifacts, server, llm)
 
 
 @pytest.mark.parametrize("title", ['"; touch /tmp/pwned-title #', "$(touch /tmp/pwned-title)"])
-def test_script_injection_in_titles_and_comments_creates_nothing(tmp_path: Path,
-                                                                 title: str) -> None:  # fmt: skip
+def test_script_injection_in_titles_and_comments_creates_nothing(
+    tmp_path: Path, title: str
+) -> None:
     for marker in ("/tmp/pwned-title", "/tmp/pwned-comment"):
         Path(marker).unlink(missing_ok=True)
     payload = load_fixture("github/issue_comment.created.on-issue.json")
@@ -172,8 +211,9 @@ def test_script_injection_in_titles_and_comments_creates_nothing(tmp_path: Path,
     )
     ws, server = setup(tmp_path, payload, "astraforge-comment.yml")
     with server, scripted([reply(call("finish", summary="nothing to do"))]) as llm:
-        result, _ = run_act(tmp_path, ws, "issue_comment", payload, "astraforge-comment.yml",
-                            server, llm)  # fmt: skip
+        result, _ = run_act(
+            tmp_path, ws, "issue_comment", payload, "astraforge-comment.yml", server, llm
+        )
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     assert not Path("/tmp/pwned-title").exists()
     assert not Path("/tmp/pwned-comment").exists()

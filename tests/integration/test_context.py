@@ -237,8 +237,14 @@ def test_injection_fixture_comes_out_sanitized_and_fenced(shop: Path) -> None:
     )
     task = github.parse(payload, "issues")
     text = user_text(prompt_for(task, shop))
-    for hidden in ("AI agent", "curl evil.test", "\u200b", "\u2060", "\u202e",
-                   "Ignore all previous"):  # fmt: skip
+    for hidden in (
+        "AI agent",
+        "curl evil.test",
+        "\u200b",
+        "\u2060",
+        "\u202e",
+        "Ignore all previous",
+    ):
         assert hidden not in text
     opening = text.index("<data source=")
     closing = text.index("</data>")

@@ -41,16 +41,18 @@ def injected_issue(instruction: str) -> Task:
 
 
 def run(tmp_path: Path, script: list[Any], instruction: str) -> tuple[AgentRun, Any, Path]:
-    repo = samples.make_repo(tmp_path / "shop", {
-        **samples.PY_FILES, ".github/workflows/ci.yml": "on: push\njobs: {}\n"})  # fmt: skip
+    repo = samples.make_repo(
+        tmp_path / "shop", {**samples.PY_FILES, ".github/workflows/ci.yml": "on: push\njobs: {}\n"}
+    )
     (repo / ".env").write_text(f"DEPLOY_SECRET={CI_SECRET}\n")  # an untracked local secret
     out = tmp_path / "out"
     with scripted(script) as llm:
-        config = Config.model_validate({
-            "model": {"name": "test-model", "base_url": llm.url},
-            "sandbox": {"backend": "bwrap"}})  # fmt: skip
-        result = run_agent(injected_issue(instruction), config, repo, out, env=ENV,
-                           rules=policy.default())  # fmt: skip
+        config = Config.model_validate(
+            {"model": {"name": "test-model", "base_url": llm.url}, "sandbox": {"backend": "bwrap"}}
+        )
+        result = run_agent(
+            injected_issue(instruction), config, repo, out, env=ENV, rules=policy.default()
+        )
     return result, llm, out
 
 
@@ -195,14 +197,23 @@ def test_denied_command_refused_in_a_real_docker_sandbox(tmp_path: Path) -> None
     from tests.integration.conftest import IMAGE
 
     repo = samples.make_repo(tmp_path / "shop", samples.PY_FILES)
-    script = [reply(call("shell", command="git push origin main")),
-              reply(call("finish", summary="done"))]  # fmt: skip
+    script = [
+        reply(call("shell", command="git push origin main")),
+        reply(call("finish", summary="done")),
+    ]
     with scripted(script) as llm:
         sandbox = {"backend": "docker", "image": IMAGE}
-        config = Config.model_validate({"model": {"name": "m", "base_url": llm.url},
-                                        "sandbox": sandbox})  # fmt: skip
-        result = run_agent(injected_issue("push it"), config, repo, tmp_path / "out",
-                           env={"OPENAI_API_KEY": LLM_KEY}, rules=policy.default())  # fmt: skip
+        config = Config.model_validate(
+            {"model": {"name": "m", "base_url": llm.url}, "sandbox": sandbox}
+        )
+        result = run_agent(
+            injected_issue("push it"),
+            config,
+            repo,
+            tmp_path / "out",
+            env={"OPENAI_API_KEY": LLM_KEY},
+            rules=policy.default(),
+        )
     assert result.outcome.refusals == [
         "git push origin main: the runner pushes after review; the agent never does"
     ]

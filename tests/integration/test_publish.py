@@ -68,17 +68,29 @@ def open_site(kind: str, tmp_path: Path, checkout: Path) -> Iterator[Site]:
         gh.seed(checkout)
         with gh:
             forge = GitHubForge("octo/shop", TOKEN, gh.url, throttle=False, rate_limit_wait=5)
-            yield Site(kind, forge, gh.writes, lambda: list(gh.pulls.values()),
-                       lambda n: [c["body"] for c in gh.comments.get(n, [])],
-                       lambda: bare_branches(gh.bare), gh)  # fmt: skip
+            yield Site(
+                kind,
+                forge,
+                gh.writes,
+                lambda: list(gh.pulls.values()),
+                lambda n: [c["body"] for c in gh.comments.get(n, [])],
+                lambda: bare_branches(gh.bare),
+                gh,
+            )
     elif kind == "gitlab":
         gl = FakeGitLab(tmp_path / "gl", TOKEN)
         gl.seed(checkout)
         with gl:
             forge = GitLabForge("acme/shop", TOKEN, gl.url)
-            yield Site(kind, forge, gl.writes, lambda: list(gl.mrs.values()),
-                       lambda n: [c["body"] for c in gl.notes.get(n, [])],
-                       lambda: bare_branches(gl.bare), gl)  # fmt: skip
+            yield Site(
+                kind,
+                forge,
+                gl.writes,
+                lambda: list(gl.mrs.values()),
+                lambda n: [c["body"] for c in gl.notes.get(n, [])],
+                lambda: bare_branches(gl.bare),
+                gl,
+            )
     else:
         local = LocalForge.init(tmp_path / "forge", checkout, "local/shop")
         writes_seen: list[str] = []
@@ -89,11 +101,17 @@ def open_site(kind: str, tmp_path: Path, checkout: Path) -> Iterator[Site]:
             writes_seen.append(repr((state, refs)))
             return [str(i) for i in range(len(set(writes_seen)) - 1)]
 
-        yield Site(kind, local, writes,
-                   lambda: [json.loads(p.read_text())
-                            for p in sorted((tmp_path / "forge" / "pulls").glob("*.json"))],
-                   lambda n: [c.body for c in local.comments(n)],
-                   lambda: bare_branches(local.remote))  # fmt: skip
+        yield Site(
+            kind,
+            local,
+            writes,
+            lambda: [
+                json.loads(p.read_text())
+                for p in sorted((tmp_path / "forge" / "pulls").glob("*.json"))
+            ],
+            lambda n: [c.body for c in local.comments(n)],
+            lambda: bare_branches(local.remote),
+        )
 
 
 @pytest.fixture(params=["github", "gitlab", "local"])
@@ -121,8 +139,9 @@ def make_change(checkout: Path, new_line: str) -> tuple[str, str]:
 
 
 def outcome_for(patch: str, summary: str) -> Outcome:
-    after = TestRun(phase="after", command="pytest -q", exit_code=0, passed=True, seconds=0.4,
-                    output="1 passed")  # fmt: skip
+    after = TestRun(
+        phase="after", command="pytest -q", exit_code=0, passed=True, seconds=0.4, output="1 passed"
+    )
     before = after.model_copy(update={"phase": "before", "exit_code": 1, "passed": False})
     return Outcome(
         status=Status.FIXED,
@@ -146,10 +165,21 @@ def issue_task() -> Task:
 def run_once(site: Site, checkout: Path, task: Task, line: str, summary: str) -> Published:
     base, patch = make_change(checkout, line)
     outcome = outcome_for(patch, summary)
-    result = publish(site.forge, checkout, task, outcome, patch, base_commit=base,
-                     config=PublishConfig(), links=RUN)  # fmt: skip
-    post_status(site.forge, task, status_text("fixed", task=task, links=RUN, outcome=outcome,
-                                              published=result))  # fmt: skip
+    result = publish(
+        site.forge,
+        checkout,
+        task,
+        outcome,
+        patch,
+        base_commit=base,
+        config=PublishConfig(),
+        links=RUN,
+    )
+    post_status(
+        site.forge,
+        task,
+        status_text("fixed", task=task, links=RUN, outcome=outcome, published=result),
+    )
     return result
 
 
@@ -161,14 +191,24 @@ def test_three_publishes_give_one_branch_one_pr_one_comment_and_no_writes_at_the
     first = run_once(site, checkout, task, "    return total / max(len(items), 1)", "Guard.")
     assert first.created
     assert first.pushed
-    second = run_once(site, checkout, task, "    return total / len(items) if items else 0",
-                      "Return 0 for an empty cart.")  # fmt: skip
+    second = run_once(
+        site,
+        checkout,
+        task,
+        "    return total / len(items) if items else 0",
+        "Return 0 for an empty cart.",
+    )
     assert second.updated
     assert second.pushed
     assert not second.created
     before = list(site.writes())
-    third = run_once(site, checkout, task, "    return total / len(items) if items else 0",
-                     "Return 0 for an empty cart.")  # fmt: skip
+    third = run_once(
+        site,
+        checkout,
+        task,
+        "    return total / len(items) if items else 0",
+        "Return 0 for an empty cart.",
+    )
     assert (third.pushed, third.created, third.updated, third.writes) == (False, False, False, [])
     assert site.writes() == before  # zero writes, as the servers saw it
     assert first.branch == second.branch == third.branch == branch_name(task, "astraforge")
@@ -200,8 +240,18 @@ def test_concurrent_publishes_of_one_task_give_one_pr(site: Site, checkout: Path
     def worker() -> None:
         barrier.wait()
         try:
-            results.append(publish(site.forge, checkout, task, outcome, patch, base_commit=base,
-                                   config=PublishConfig(), links=RUN))  # fmt: skip
+            results.append(
+                publish(
+                    site.forge,
+                    checkout,
+                    task,
+                    outcome,
+                    patch,
+                    base_commit=base,
+                    config=PublishConfig(),
+                    links=RUN,
+                )
+            )
         except BaseException as exc:
             results.append(exc)
 
@@ -282,8 +332,16 @@ def test_a_lost_push_race_is_retried_on_the_new_tip(remote_site: Site, checkout:
             return
         fired.append(path)
         site.server.before_push.clear()
-        publish(site.forge, checkout, task, other, other_patch, base_commit=base,
-                config=PublishConfig(), links=RUN)  # fmt: skip
+        publish(
+            site.forge,
+            checkout,
+            task,
+            other,
+            other_patch,
+            base_commit=base,
+            config=PublishConfig(),
+            links=RUN,
+        )
 
     site.server.before_push.append(concurrent_run)
     result = run_once(site, checkout, task, "    return 0", "Zero.")
@@ -302,16 +360,22 @@ def test_server_errors_and_rate_limits_are_retried(
         server = FakeGitHub(tmp_path / "gh", TOKEN)
         reset = str(int(time.time()) + 1)
         server.fail("POST", r"/repos/octo/shop/pulls", 500)
-        server.fail("POST", r"/repos/octo/shop/pulls", 403, headers={
-            "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset},
-            body={"message": "API rate limit exceeded for installation ID 1."})  # fmt: skip
-        server.fail("GET", r"/repos/octo/shop/issues/\d+/comments", 429,
-                    headers={"Retry-After": "1"})  # fmt: skip
+        server.fail(
+            "POST",
+            r"/repos/octo/shop/pulls",
+            403,
+            headers={"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset},
+            body={"message": "API rate limit exceeded for installation ID 1."},
+        )
+        server.fail(
+            "GET", r"/repos/octo/shop/issues/\d+/comments", 429, headers={"Retry-After": "1"}
+        )
     else:
         server = FakeGitLab(tmp_path / "gl", TOKEN)
         server.fail("POST", r"/api/v4/projects/42/merge_requests", 500)
-        server.fail("POST", r"/api/v4/projects/42/merge_requests", 429,
-                    headers={"Retry-After": "1"})  # fmt: skip
+        server.fail(
+            "POST", r"/api/v4/projects/42/merge_requests", 429, headers={"Retry-After": "1"}
+        )
         server.fail("GET", r"/api/v4/projects/42/issues/\d+/notes", 502)
     server.seed(checkout)
     with server:
@@ -335,12 +399,17 @@ def test_a_missing_permission_names_what_the_token_needs(
     server: Any
     if kind == "github":
         server = FakeGitHub(tmp_path / "gh", TOKEN)
-        server.fail("POST", r"/repos/octo/shop/pulls", 403,
-                    body={"message": "Resource not accessible by integration"})  # fmt: skip
+        server.fail(
+            "POST",
+            r"/repos/octo/shop/pulls",
+            403,
+            body={"message": "Resource not accessible by integration"},
+        )
     else:
         server = FakeGitLab(tmp_path / "gl", TOKEN)
-        server.fail("POST", r"/api/v4/projects/42/merge_requests", 403,
-                    body={"message": "403 Forbidden"})  # fmt: skip
+        server.fail(
+            "POST", r"/api/v4/projects/42/merge_requests", 403, body={"message": "403 Forbidden"}
+        )
     server.seed(checkout)
     with server:
         forge: Forge = (
@@ -373,7 +442,11 @@ def test_permissions_from_both_forges(tmp_path: Path, checkout: Path) -> None:
     with gh:
         forge = GitHubForge("octo/shop", TOKEN, gh.url, throttle=False)
         assert [forge.permission(u) for u in ("maint", "dev", "viewer", "nobody")] == [
-            "maintain", "write", "read", "none"]  # fmt: skip
+            "maintain",
+            "write",
+            "read",
+            "none",
+        ]
     gl = FakeGitLab(tmp_path / "gl", TOKEN)
     gl.add_member("owner", 50)
     gl.add_member("dev", 30)
@@ -382,11 +455,16 @@ def test_permissions_from_both_forges(tmp_path: Path, checkout: Path) -> None:
     with gl:
         glforge = GitLabForge("acme/shop", TOKEN, gl.url)
         assert [glforge.permission(u) for u in ("owner", "dev", "reporter", "ghost")] == [
-            "admin", "write", "triage", "none"]  # fmt: skip
+            "admin",
+            "write",
+            "triage",
+            "none",
+        ]
 
 
-def test_environment_is_not_leaked_to_git(monkeypatch: pytest.MonkeyPatch, checkout: Path,
-                                          tmp_path: Path) -> None:  # fmt: skip
+def test_environment_is_not_leaked_to_git(
+    monkeypatch: pytest.MonkeyPatch, checkout: Path, tmp_path: Path
+) -> None:
     """A user's global git config (e.g. a credential helper or insteadOf) is not used."""
     home = tmp_path / "home"
     home.mkdir()

@@ -35,8 +35,10 @@ class FakeGitHub(APIServer):
     def _auth(self, request: Request) -> None:
         header = request.headers.get("authorization", "")
         if header not in (f"token {self.token}", f"Bearer {self.token}"):
-            raise HTTPError(401, {"message": "Bad credentials",
-                                  "documentation_url": "https://docs.github.com/rest"})  # fmt: skip
+            raise HTTPError(
+                401,
+                {"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"},
+            )
 
     def _repo(self, request: Request) -> None:
         self._auth(request)
@@ -44,8 +46,12 @@ class FakeGitHub(APIServer):
             raise HTTPError(404, {"message": "Not Found"})
 
     def _user(self, login: str) -> dict[str, Any]:
-        return {"login": login, "id": abs(hash(login)) % 10**6, "type": "User",
-                "url": f"{self.url}/users/{login}"}  # fmt: skip
+        return {
+            "login": login,
+            "id": abs(hash(login)) % 10**6,
+            "type": "User",
+            "url": f"{self.url}/users/{login}",
+        }
 
     def _pull_json(self, number: int) -> dict[str, Any]:
         pull = self.pulls[number]
@@ -96,8 +102,12 @@ class FakeGitHub(APIServer):
         def repo(request: Request) -> Any:
             self._repo(request)
             owner, name = self.full_name.split("/")
-            head = subprocess.run(["git", "-C", str(self.bare), "symbolic-ref", "--short",
-                                   "HEAD"], capture_output=True, text=True, check=True)  # fmt: skip
+            head = subprocess.run(
+                ["git", "-C", str(self.bare), "symbolic-ref", "--short", "HEAD"],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             return {
                 "id": 1,
                 "name": name,
@@ -115,8 +125,11 @@ class FakeGitHub(APIServer):
             self._repo(request)
             role = self.roles.get(request.params["user"], "none")
             legacy = {"maintain": "write", "triage": "read"}.get(role, role)
-            return {"permission": legacy, "role_name": role,
-                    "user": self._user(request.params["user"])}  # fmt: skip
+            return {
+                "permission": legacy,
+                "role_name": role,
+                "user": self._user(request.params["user"]),
+            }
 
         @self.route("GET", REPO + r"/pulls")
         def list_pulls(request: Request) -> Any:
@@ -136,8 +149,13 @@ class FakeGitHub(APIServer):
             data = request.json()
             head = data["head"].split(":", 1)[-1]
             if not branch_exists(self.bare, head):
-                raise HTTPError(422, {"message": "Validation Failed", "errors": [
-                    {"resource": "PullRequest", "field": "head", "code": "invalid"}]})  # fmt: skip
+                raise HTTPError(
+                    422,
+                    {
+                        "message": "Validation Failed",
+                        "errors": [{"resource": "PullRequest", "field": "head", "code": "invalid"}],
+                    },
+                )
             for p in self.pulls.values():
                 if p["head"] == head and p["state"] == "open":
                     owner = self.full_name.split("/")[0]
@@ -145,10 +163,17 @@ class FakeGitHub(APIServer):
                     error = {"resource": "PullRequest", "code": "custom", "message": exists}
                     raise HTTPError(422, {"message": "Validation Failed", "errors": [error]})
             number = max([99, *self.pulls]) + 1  # issues hold the numbers below
-            self.pulls[number] = {"title": data["title"], "body": data.get("body") or "",
-                                  "head": head, "base": data["base"], "state": "open",
-                                  "draft": bool(data.get("draft")), "labels": [],
-                                  "assignees": [], "reviewers": []}  # fmt: skip
+            self.pulls[number] = {
+                "title": data["title"],
+                "body": data.get("body") or "",
+                "head": head,
+                "base": data["base"],
+                "state": "open",
+                "draft": bool(data.get("draft")),
+                "labels": [],
+                "assignees": [],
+                "reviewers": [],
+            }
             return Response(201, self._pull_json(number))
 
         @self.route("GET", REPO + r"/pulls/(?P<number>\d+)")

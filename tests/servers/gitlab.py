@@ -37,8 +37,10 @@ class FakeGitLab(APIServer):
         self.members[user_id] = access_level
 
     def _check(self, request: Request) -> None:
-        if self.token not in (request.headers.get("private-token"),
-                              request.headers.get("job-token")):  # fmt: skip
+        if self.token not in (
+            request.headers.get("private-token"),
+            request.headers.get("job-token"),
+        ):
             raise HTTPError(401, {"message": "401 Unauthorized"})
         if "project" in request.params:
             wanted = request.params["project"]
@@ -67,8 +69,12 @@ class FakeGitLab(APIServer):
         @self.route("GET", PROJECT)
         def project(request: Request) -> Any:
             self._check(request)
-            head = subprocess.run(["git", "-C", str(self.bare), "symbolic-ref", "--short",
-                                   "HEAD"], capture_output=True, text=True, check=True)  # fmt: skip
+            head = subprocess.run(
+                ["git", "-C", str(self.bare), "symbolic-ref", "--short", "HEAD"],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             return {
                 "id": self.project_id,
                 "path_with_namespace": self.path,
@@ -113,14 +119,26 @@ class FakeGitLab(APIServer):
                 raise HTTPError(422, {"message": ["Source branch does not exist"]})
             for iid, mr in self.mrs.items():
                 if mr["source_branch"] == source and mr["state"] == "opened":
-                    raise HTTPError(409, {"message": [
-                        "Another open merge request already exists for this source branch: "
-                        f"!{iid}"]})  # fmt: skip
+                    raise HTTPError(
+                        409,
+                        {
+                            "message": [
+                                "Another open merge request already exists for this source branch: "
+                                f"!{iid}"
+                            ]
+                        },
+                    )
             iid = max([0, *self.mrs]) + 1
-            self.mrs[iid] = {"title": data["title"], "description": data.get("description", ""),
-                             "source_branch": source, "target_branch": data["target_branch"],
-                             "state": "opened", "labels": [], "assignee_ids": [],
-                             "reviewer_ids": []}  # fmt: skip
+            self.mrs[iid] = {
+                "title": data["title"],
+                "description": data.get("description", ""),
+                "source_branch": source,
+                "target_branch": data["target_branch"],
+                "state": "opened",
+                "labels": [],
+                "assignee_ids": [],
+                "reviewer_ids": [],
+            }
             return Response(201, self._mr_json(iid))
 
         @self.route("GET", PROJECT + r"/merge_requests/(?P<iid>\d+)")
@@ -146,8 +164,13 @@ class FakeGitLab(APIServer):
             return self._mr_json(iid)
 
         def note_json(note: dict[str, Any]) -> dict[str, Any]:
-            return {"id": note["id"], "body": note["body"], "noteable_type": "Issue",
-                    "author": {"username": "astraforge"}, "system": False}  # fmt: skip
+            return {
+                "id": note["id"],
+                "body": note["body"],
+                "noteable_type": "Issue",
+                "author": {"username": "astraforge"},
+                "system": False,
+            }
 
         @self.route("GET", PROJECT + r"/issues/(?P<iid>\d+)/notes")
         def list_notes(request: Request) -> Any:

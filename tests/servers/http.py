@@ -81,8 +81,16 @@ class APIServer:
 
         return register
 
-    def fail(self, method: str, pattern: str, status: int, *, times: int = 1,
-             headers: dict[str, str] | None = None, body: Any = None) -> None:  # fmt: skip
+    def fail(
+        self,
+        method: str,
+        pattern: str,
+        status: int,
+        *,
+        times: int = 1,
+        headers: dict[str, str] | None = None,
+        body: Any = None,
+    ) -> None:
         self.faults.append(
             Fault(
                 method,

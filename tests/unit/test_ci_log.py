@@ -71,8 +71,11 @@ def test_gitlab_sections_and_dotenv(tmp_path: Path) -> None:
     ci.set_output("conclusion", "no_change")
     ci.set_output("pr_url", "")
     text = stream.getvalue()
-    start = re.search(r"\x1b\[0Ksection_start:(\d+):(astraforge_1_[a-z_]+)\[collapsed=false\]"
-                      r"\r\x1b\[0KPublish the merge request\n", text)  # fmt: skip
+    start = re.search(
+        r"\x1b\[0Ksection_start:(\d+):(astraforge_1_[a-z_]+)\[collapsed=false\]"
+        r"\r\x1b\[0KPublish the merge request\n",
+        text,
+    )
     assert start is not None
     assert "\x1b[0Ksection_end:" in text
     assert f":{start[2]}\r\x1b[0K" in text

@@ -178,6 +178,25 @@ class OpenAIModel:
             time.sleep(wait)
             attempt += 1
 
+    def check(self) -> None:
+        """One tiny request, to see that the API, the key and the model answer."""
+        import openai
+
+        try:
+            self._client.chat.completions.create(
+                model=self.name,
+                messages=[{"role": "user", "content": "Reply with OK."}],
+                timeout=min(30.0, self.config.timeout_seconds),
+                **{self.config.max_tokens_param: 16},
+            )
+        except (openai.APITimeoutError, openai.APIConnectionError) as exc:
+            raise ModelError(
+                f"the model API does not answer ({self._describe(exc)})",
+                "check model.base_url / OPENAI_BASE_URL and the network",
+            ) from None
+        except openai.APIStatusError as exc:
+            raise self._refused(exc) from None
+
     def _describe(self, exc: Exception) -> str:
         import openai
 

@@ -70,7 +70,10 @@ def run_agent(
     trajectory = Trajectory(out / TRAJECTORY, redact)
     rules = rules or policy.default()
     budget = Budget(policy.capped_budgets(config.budgets, rules), config.model.price())
-    spec = config.sandbox.spec(rules.sandbox, rules.paths.read_denied)
+    exclude = list(rules.paths.read_denied)
+    if out.resolve().is_relative_to(repo.resolve()):
+        exclude.append("/" + out.resolve().relative_to(repo.resolve()).as_posix())
+    spec = config.sandbox.spec(rules.sandbox, exclude)
     toolbox: Toolbox | None = None
     test_command = config.test_command
     end: LoopEnd | None = None

@@ -90,8 +90,9 @@ def _escape_data(text: str) -> str:
 
 
 class GitHubActions(Terminal):
-    def __init__(self, env: Mapping[str, str], redact: Redactor | None = None,
-                 stream: IO[str] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, env: Mapping[str, str], redact: Redactor | None = None, stream: IO[str] | None = None
+    ) -> None:
         super().__init__(redact, stream or sys.stdout)
         self.output_file = Path(env["GITHUB_OUTPUT"]) if env.get("GITHUB_OUTPUT") else None
         self.summary_file = (
@@ -147,8 +148,13 @@ _SECTION_NAME = re.compile(r"[^a-z0-9_]+")
 class GitLabCI(Terminal):
     """Sections per phase; outputs in a dotenv report (``artifacts:reports:dotenv``)."""
 
-    def __init__(self, env: Mapping[str, str], dotenv: Path, redact: Redactor | None = None,
-                 stream: IO[str] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        dotenv: Path,
+        redact: Redactor | None = None,
+        stream: IO[str] | None = None,
+    ) -> None:
         super().__init__(redact, stream or sys.stdout)
         self.dotenv = dotenv
         self._count = 0

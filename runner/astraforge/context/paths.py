@@ -22,9 +22,22 @@ from astraforge.git import run_git
 from astraforge.task import Frame
 
 SKIP_DIRS = {
-    ".git", "node_modules", ".venv", "venv", "__pycache__", ".tox", ".nox", ".mypy_cache",
-    ".pytest_cache", ".ruff_cache", "dist", "build", "target", ".idea", ".gradle",
-}  # fmt: skip
+    ".git",
+    "node_modules",
+    ".venv",
+    "venv",
+    "__pycache__",
+    ".tox",
+    ".nox",
+    ".mypy_cache",
+    ".pytest_cache",
+    ".ruff_cache",
+    "dist",
+    "build",
+    "target",
+    ".idea",
+    ".gradle",
+}
 LIBRARY_MARKERS = ("site-packages/", "dist-packages/", "node_modules/", "/go/pkg/mod/", "/gems/")
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://+[^/]*", re.IGNORECASE)
 _DRIVE = re.compile(r"^[A-Za-z]:/")

@@ -26,8 +26,16 @@ MAX_BREADCRUMBS = 20
 MAX_TAGS = 20
 MAX_UNMAPPED = 10
 MIN_BODY = 1000
-SECRET_HEADERS = {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key",
-                  "x-auth-token", "x-csrftoken", "x-xsrf-token"}  # fmt: skip
+SECRET_HEADERS = {
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+    "x-api-key",
+    "x-auth-token",
+    "x-csrftoken",
+    "x-xsrf-token",
+}
 KIND_TEMPLATES = {
     Kind.ISSUE: "issue.md.j2",
     Kind.COMMENT_COMMAND: "comment_command.md.j2",
@@ -217,7 +225,18 @@ def _alert_view(alert: Any, selection: Selection) -> dict[str, Any]:
 def _language(path: str) -> str:
     ext = path.rsplit(".", 1)[-1].lower() if "." in path else ""
     return {
-        "py": "python", "js": "javascript", "mjs": "javascript", "cjs": "javascript",
-        "ts": "typescript", "tsx": "tsx", "jsx": "jsx", "java": "java", "kt": "kotlin",
-        "go": "go", "rb": "ruby", "rs": "rust", "php": "php", "cs": "csharp",
-    }.get(ext, "")  # fmt: skip
+        "py": "python",
+        "js": "javascript",
+        "mjs": "javascript",
+        "cjs": "javascript",
+        "ts": "typescript",
+        "tsx": "tsx",
+        "jsx": "jsx",
+        "java": "java",
+        "kt": "kotlin",
+        "go": "go",
+        "rb": "ruby",
+        "rs": "rust",
+        "php": "php",
+        "cs": "csharp",
+    }.get(ext, "")

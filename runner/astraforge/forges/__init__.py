@@ -27,11 +27,15 @@ def open_forge(
         from astraforge.forges.local import LocalForge
 
         return LocalForge(forge_dir)
-    if not repository:
-        raise UsageError(
-            f"no repository to publish to on {kind}",
-            "run inside the CI job, or pass the event of a repository",
-        )
+
+    def need_repository() -> str:
+        if not repository:
+            raise UsageError(
+                f"no repository to publish to on {kind}",
+                "run inside the CI job, or pass the event of a repository",
+            )
+        return repository
+
     if kind == "github":
         from astraforge.forges.github import API_URL, GitHubForge
 
@@ -42,7 +46,8 @@ def open_forge(
                 "pass `github_token: ${{ secrets.GITHUB_TOKEN }}` to the action (it needs "
                 "contents, pull-requests and issues: write)",
             )
-        return GitHubForge(repository, token.strip(), env.get("GITHUB_API_URL") or API_URL)
+        api = env.get("GITHUB_API_URL") or API_URL
+        return GitHubForge(need_repository(), token.strip(), api)
     if kind == "gitlab":
         from astraforge.forges.gitlab import SERVER_URL, GitLabForge
 
@@ -57,5 +62,5 @@ def open_forge(
                 "masked CI/CD variable GITLAB_TOKEN",
             )
         server = env.get("CI_SERVER_URL") or SERVER_URL
-        return GitLabForge(repository, token.strip(), server, job_token=job_token)
+        return GitLabForge(need_repository(), token.strip(), server, job_token=job_token)
     raise UsageError(f"unknown forge {kind!r}", f"choose one of {', '.join(FORGES)}")

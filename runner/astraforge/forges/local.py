@@ -115,8 +115,9 @@ class LocalForge:
 
     def open_pr(self, *, head: str, base: str, title: str, body: str, draft: bool) -> PullRequest:
         with self._locked():
-            if run_git(["rev-parse", "--verify", f"refs/heads/{head}"], self.remote,
-                       check=False).returncode:  # fmt: skip
+            if run_git(
+                ["rev-parse", "--verify", f"refs/heads/{head}"], self.remote, check=False
+            ).returncode:
                 raise ForgeError(f"branch {head} was not pushed to {self.remote}")
             existing = self.find_pr(head)
             if existing is not None:
@@ -124,9 +125,18 @@ class LocalForge:
             number = max(self._numbers(), default=0) + 1
             self._write(
                 self.root / "pulls" / f"{number}.json",
-                {"title": title, "body": body, "head": head, "base": base, "state": "open",
-                 "draft": draft, "labels": [], "assignees": [], "reviewers": []},
-            )  # fmt: skip
+                {
+                    "title": title,
+                    "body": body,
+                    "head": head,
+                    "base": base,
+                    "state": "open",
+                    "draft": draft,
+                    "labels": [],
+                    "assignees": [],
+                    "reviewers": [],
+                },
+            )
         return self._pull(number)
 
     def _edit(self, number: int, **changes: Any) -> None:

@@ -74,8 +74,9 @@ def command_check(policy: Policy) -> CommandCheckFn:
         for rule in policy.commands.deny:
             if rule.regex.search(command):
                 return rule.reason or f"matches the denied pattern {rule.pattern!r}"
-        if policy.commands.allow and not any(r.regex.search(command)
-                                             for r in policy.commands.allow):  # fmt: skip
+        if policy.commands.allow and not any(
+            r.regex.search(command) for r in policy.commands.allow
+        ):
             return "it matches none of the allowed command patterns"
         return None
 

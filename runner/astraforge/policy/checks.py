@@ -150,8 +150,12 @@ def _protected(files: list[FileDiff], policy: Policy, extra: list[str]) -> Check
                 hits.append((path, rule))
     if hits:
         detail = "; ".join(f"{p} (matches {r})" for p, r in hits[:10])
-        return Check("protected paths", False, f"changes protected files: {detail}",
-                     f"paths.protected: {hits[0][1]}")  # fmt: skip
+        return Check(
+            "protected paths",
+            False,
+            f"changes protected files: {detail}",
+            f"paths.protected: {hits[0][1]}",
+        )
     return Check("protected paths", True, "no protected file is changed")
 
 
@@ -159,19 +163,28 @@ def _size(files: list[FileDiff], policy: Policy) -> Check:
     lines = sum(f.changed_lines for f in files)
     limits = policy.diff
     if len(files) > limits.max_files:
-        return Check("diff size", False, f"{len(files)} files changed; the limit is "
-                     f"{limits.max_files}", "diff.max_files")  # fmt: skip
+        return Check(
+            "diff size",
+            False,
+            f"{len(files)} files changed; the limit is {limits.max_files}",
+            "diff.max_files",
+        )
     if lines > limits.max_changed_lines:
-        return Check("diff size", False, f"{lines} lines changed; the limit is "
-                     f"{limits.max_changed_lines}", "diff.max_changed_lines")  # fmt: skip
+        return Check(
+            "diff size",
+            False,
+            f"{lines} lines changed; the limit is {limits.max_changed_lines}",
+            "diff.max_changed_lines",
+        )
     return Check("diff size", True, f"{len(files)} files, {lines} lines changed")
 
 
 def _binary(files: list[FileDiff], policy: Policy) -> Check:
     binary = [f.path for f in files if f.binary and f.status != "deleted"]
     if binary and not policy.diff.allow_binary:
-        return Check("binary files", False, "binary files: " + ", ".join(binary[:10]),
-                     "diff.allow_binary")  # fmt: skip
+        return Check(
+            "binary files", False, "binary files: " + ", ".join(binary[:10]), "diff.allow_binary"
+        )
     return Check("binary files", True, "no binary file" if not binary else "allowed")
 
 
@@ -185,21 +198,30 @@ def _symlinks(files: list[FileDiff]) -> Check:
         if target.startswith("/") or resolved == ".." or resolved.startswith("../"):
             bad.append(f"{f.path} -> {target}")
     if bad:
-        return Check("symlinks", False, "symlinks leading outside the repository: "
-                     + ", ".join(bad[:10]), "no symlink outside the repository")  # fmt: skip
+        return Check(
+            "symlinks",
+            False,
+            "symlinks leading outside the repository: " + ", ".join(bad[:10]),
+            "no symlink outside the repository",
+        )
     return Check("symlinks", True, "no symlink leads outside the repository")
 
 
 def _submodules(files: list[FileDiff], policy: Policy) -> Check:
     subs = [f.path for f in files if "160000" in (f.new_mode, f.old_mode)]
     if subs and not policy.diff.allow_submodules:
-        return Check("submodules", False, "submodule changes: " + ", ".join(subs[:10]),
-                     "diff.allow_submodules")  # fmt: skip
+        return Check(
+            "submodules",
+            False,
+            "submodule changes: " + ", ".join(subs[:10]),
+            "diff.allow_submodules",
+        )
     return Check("submodules", True, "no submodule change")
 
 
-def _secrets(files: list[FileDiff], policy: Policy, message: str, body: str,
-             known: list[str]) -> Check:  # fmt: skip
+def _secrets(
+    files: list[FileDiff], policy: Policy, message: str, body: str, known: list[str]
+) -> Check:
     if not policy.secrets.scan:
         return Check("secrets", True, "secret scanning is off (secrets.scan: false)")
     texts = {f"{f.path}": f.added for f in files if not f.binary}
@@ -210,8 +232,9 @@ def _secrets(files: list[FileDiff], policy: Policy, message: str, body: str,
         findings += [f"{kind} in {where}" for kind in scan_lines(lines, known, policy)]
     if findings:
         unique = list(dict.fromkeys(findings))
-        return Check("secrets", False, "possible secrets: " + "; ".join(unique[:10]),
-                     "secrets.scan")  # fmt: skip
+        return Check(
+            "secrets", False, "possible secrets: " + "; ".join(unique[:10]), "secrets.scan"
+        )
     return Check("secrets", True, "no secret found in the diff, commit message or PR body")
 
 
@@ -267,13 +290,22 @@ def _head(token: str, form: str) -> int:
 
 def _token_kind(token: str) -> str:
     for prefix, kind in (
-        ("ghp_", "a GitHub token"), ("gho_", "a GitHub token"), ("ghu_", "a GitHub token"),
-        ("ghs_", "a GitHub token"), ("ghr_", "a GitHub token"),
-        ("github_pat_", "a GitHub token"), ("glpat-", "a GitLab token"), ("gl", "a GitLab token"),
-        ("sk-ant-", "an Anthropic key"), ("sk-", "an OpenAI key"), ("AKIA", "an AWS key"),
-        ("ASIA", "an AWS key"), ("xox", "a Slack token"), ("sntry", "a Sentry token"),
+        ("ghp_", "a GitHub token"),
+        ("gho_", "a GitHub token"),
+        ("ghu_", "a GitHub token"),
+        ("ghs_", "a GitHub token"),
+        ("ghr_", "a GitHub token"),
+        ("github_pat_", "a GitHub token"),
+        ("glpat-", "a GitLab token"),
+        ("gl", "a GitLab token"),
+        ("sk-ant-", "an Anthropic key"),
+        ("sk-", "an OpenAI key"),
+        ("AKIA", "an AWS key"),
+        ("ASIA", "an AWS key"),
+        ("xox", "a Slack token"),
+        ("sntry", "a Sentry token"),
         ("http", "a Sentry DSN"),
-    ):  # fmt: skip
+    ):
         if token.startswith(prefix):
             return kind
     return "a bearer token"

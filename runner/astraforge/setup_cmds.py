@@ -1,0 +1,180 @@
+"""`astraforge init` (write the workflow or GitLab include and a commented .astraforge.yml into
+a repository) and `astraforge doctor` (check what a run needs, and say what to fix)."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from astraforge import config as config_mod
+from astraforge import policy, resources
+from astraforge.errors import AstraForgeError, UsageError
+from astraforge.git import run_git
+
+WORKFLOWS = ("astraforge-issues.yml", "astraforge-comment.yml", "astraforge-request.yml")
+GITLAB_INCLUDE = "examples/issue-webhook.gitlab-ci.yml"
+
+
+def detect_platform(repo: Path) -> str:
+    if (repo / ".gitlab-ci.yml").exists():
+        return "gitlab"
+    if (repo / ".git").exists():
+        remote = run_git(["remote", "get-url", "origin"], repo, check=False).stdout.decode()
+        if "gitlab" in remote:
+            return "gitlab"
+    return "github"
+
+
+def init(repo: Path, platform: str | None, force: bool) -> list[str]:
+    """Write the files; return what was written (and what the user must do by hand)."""
+    platform = platform or detect_platform(repo)
+    planned: dict[Path, bytes] = {
+        repo / ".astraforge.yml": resources.resource(
+            "templates", "init/astraforge.yml"
+        ).read_bytes()
+    }
+    notes: list[str] = []
+    if platform == "github":
+        for name in WORKFLOWS:
+            planned[repo / ".github" / "workflows" / name] = resources.resource(
+                "workflows", name
+            ).read_bytes()
+        notes.append("add the repository secret OPENAI_API_KEY")
+        notes.append(
+            "Settings > Actions > General: allow GitHub Actions to create and approve pull requests"
+        )
+    else:
+        include = resources.resource("gitlab", GITLAB_INCLUDE).read_bytes()
+        target = repo / ".gitlab-ci.yml"
+        if target.exists():
+            target = repo / ".gitlab" / "astraforge.gitlab-ci.yml"
+            notes.append(
+                "add `include: {local: .gitlab/astraforge.gitlab-ci.yml}` to .gitlab-ci.yml"
+            )
+        planned[target] = include
+        notes.append(
+            "add the masked CI/CD variables OPENAI_API_KEY and GITLAB_TOKEN (a project "
+            "access token with the api scope and the Developer role)"
+        )
+        notes.append("add a project webhook (issues, comments) to the pipeline trigger URL")
+    existing = [p for p in planned if p.exists()]
+    if existing and not force:
+        names = ", ".join(str(p.relative_to(repo)) for p in existing)
+        raise UsageError(f"{names} already exist(s)", "pass --force to overwrite")
+    written = []
+    for path, data in planned.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        written.append(f"wrote {path.relative_to(repo)}")
+    return written + [f"next: {note}" for note in notes]
+
+
+@dataclass(frozen=True)
+class Finding:
+    ok: bool
+    what: str
+    fix: str = ""
+
+
+def doctor(repo: Path, env: Mapping[str, str], forge_kind: str | None) -> list[Finding]:
+    checks: list[Callable[[], Finding]] = [
+        _python,
+        lambda: _config(repo, env),
+        lambda: _sandbox(repo, env),
+        lambda: _forge(repo, env, forge_kind),
+        lambda: _model(repo, env),
+    ]
+    return [check() for check in checks]
+
+
+def _python() -> Finding:
+    return Finding(True, f"Python {'.'.join(map(str, sys.version_info[:3]))}")
+
+
+def _config(repo: Path, env: Mapping[str, str]) -> Finding:
+    try:
+        cfg = config_mod.load(repo, env=env)
+        policy.load_for(repo, cfg.policy)
+    except AstraForgeError as exc:
+        return Finding(False, exc.message, exc.remediation)
+    return Finding(True, "configuration and policy are valid")
+
+
+def _sandbox(repo: Path, env: Mapping[str, str]) -> Finding:
+    cfg = config_mod.load(repo, env=env)
+    if cfg.sandbox.backend == "bwrap":
+        if shutil.which("bwrap") is None:
+            return Finding(False, "bubblewrap is not installed", "apt-get install bubblewrap")
+        return Finding(True, "sandbox: bubblewrap")
+    try:
+        import docker
+
+        client = docker.from_env(timeout=10)
+        client.ping()
+    except Exception as exc:
+        return Finding(
+            False,
+            f"no Docker daemon reachable ({type(exc).__name__})",
+            "start Docker or set DOCKER_HOST; or use sandbox.backend: bwrap",
+        )
+    try:
+        client.images.get(cfg.sandbox.image)
+    except Exception:
+        return Finding(True, f"sandbox: docker; image {cfg.sandbox.image} will be pulled at start")
+    return Finding(True, f"sandbox: docker with image {cfg.sandbox.image}")
+
+
+def _forge(repo: Path, env: Mapping[str, str], kind: str | None) -> Finding:
+    from astraforge.ci import detect
+    from astraforge.forges import open_forge
+
+    kind = kind or detect.detect(env).name
+    if kind == "local":
+        return Finding(True, "forge: none to check outside CI (pass --forge github|gitlab)")
+    ci = detect.detect(env)
+    repository = (
+        env.get("ASTRAFORGE_REPOSITORY")
+        or (ci.repository.full_name if ci.repository else None)
+        or _remote_repository(repo)
+    )
+    try:
+        forge = open_forge(kind, repository=repository, env=env)
+        info = forge.repo()
+    except AstraForgeError as exc:
+        return Finding(False, exc.message, exc.remediation)
+    return Finding(True, f"forge: {kind} {info.full_name} (default branch {info.default_branch})")
+
+
+def _remote_repository(repo: Path) -> str | None:
+    """owner/name (or group/subgroup/name) from the origin remote's URL."""
+    if not (repo / ".git").exists():
+        return None
+    url = run_git(["remote", "get-url", "origin"], repo, check=False).stdout.decode().strip()
+    if "://" in url:
+        path = url.split("://", 1)[1].partition("/")[2]
+    elif ":" in url:  # scp-like: git@host:owner/name.git
+        path = url.split(":", 1)[1]
+    else:
+        return None
+    path = path.strip("/").removesuffix(".git")
+    return path if "/" in path else None
+
+
+def _model(repo: Path, env: Mapping[str, str]) -> Finding:
+    from astraforge.agent.model import OpenAIModel, make_model
+
+    cfg = config_mod.load(repo, env=env)
+    try:
+        model = make_model(cfg.model, env)
+    except AstraForgeError as exc:
+        return Finding(False, exc.message, exc.remediation)
+    if not isinstance(model, OpenAIModel):
+        return Finding(True, f"model: {cfg.model.name}")
+    try:
+        model.check()
+    except AstraForgeError as exc:
+        return Finding(False, exc.message, exc.remediation)
+    return Finding(True, f"model: {cfg.model.name} at {cfg.model.base_url or 'OpenAI'} answers")

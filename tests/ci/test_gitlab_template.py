@@ -1,0 +1,130 @@
+"""The GitLab CI include template, run for real by gitlab-ci-local on a project that includes
+it, against the local GitLab API server, the scripted model and the Docker sandbox."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from tests.ci.conftest import project_copy, tool
+from tests.ci.test_action import FIX
+from tests.conftest import load_fixture
+from tests.servers.gitlab import FakeGitLab
+from tests.servers.llm import ScriptedLLM, scripted
+
+TOKEN = "glpat-" + "CiLocalToken" * 2
+INCLUDE = """include:
+  - local: gitlab-ci/astraforge.gitlab-ci.yml
+    inputs:
+      runner_package: .
+      docker_host: unix:///var/run/docker.sock
+      services: []
+"""
+
+
+def run_pipeline(
+    tmp_path: Path, variables: dict[str, str], llm: ScriptedLLM, server: FakeGitLab, project: Path
+) -> subprocess.CompletedProcess[str]:
+    command = [tool("gitlab-ci-local"), "--force-shell-executor", "--home", str(tmp_path / "home")]
+    base = {
+        "GITLAB_CI": "true",  # gitlab-ci-local says "false"; the runner must see GitLab
+        "CI_SERVER_URL": server.url,
+        "GITLAB_TOKEN": TOKEN,
+        "OPENAI_BASE_URL": llm.url,
+        "OPENAI_API_KEY": "sk-test-" + "GlLlmKey00" * 3,
+    }
+    for key, value in {**base, **variables}.items():
+        command += ["--variable", f"{key}={value}"]
+    result = subprocess.run(
+        command, cwd=project, capture_output=True, text=True, timeout=900, check=False
+    )
+    (tmp_path / "gitlab-ci-local.log").write_text(result.stdout + result.stderr)
+    return result
+
+
+def dotenv(project: Path) -> dict[str, str]:
+    text = (project / "astraforge-artifacts" / "astraforge.env").read_text()
+    return dict(line.split("=", 1) for line in text.splitlines() if line)
+
+
+def setup(tmp_path: Path) -> tuple[Path, FakeGitLab]:
+    project = project_copy(
+        tmp_path / "shop", {".gitlab-ci.yml": INCLUDE}, "https://gitlab.example.com/acme/shop.git"
+    )
+    server = FakeGitLab(tmp_path / "gl", TOKEN, "acme/shop")
+    server.seed(project)
+    server.add_member("root", 40)
+    return project, server
+
+
+def assert_mr(
+    result: subprocess.CompletedProcess[str], project: Path, server: FakeGitLab, llm: ScriptedLLM
+) -> dict[str, Any]:
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-4000:]
+    assert llm.calls == 4
+    assert len(server.mrs) == 1
+    mr = server.mrs[1]
+    assert "| `shop/cart.py` | modified | +1 −1 |" in mr["description"]
+    assert mr["labels"] == ["astraforge"]
+    values = dotenv(project)
+    assert values["ASTRAFORGE_CONCLUSION"] == "fixed"
+    assert values["ASTRAFORGE_PR_NUMBER"] == "1"
+    assert values["ASTRAFORGE_PR_URL"].endswith("/acme/shop/-/merge_requests/1")
+    assert values["ASTRAFORGE_BRANCH"] == mr["source_branch"]
+    assert "section_start:" in log
+    assert "AstraForge: agent in the sandbox" in log
+    assert TOKEN not in log
+    return values
+
+
+def test_issue_webhook_through_a_pipeline_trigger(tmp_path: Path) -> None:
+    project, server = setup(tmp_path)
+    hook = load_fixture("gitlab/issue_hook.issue.open.json")
+    hook["object_attributes"]["title"] = "Average of an empty cart crashes"
+    hook["labels"] = [{"title": "astraforge"}]
+    hook["object_attributes"]["labels"] = [{"title": "astraforge"}]
+    hook["changes"]["labels"] = {"previous": [], "current": [{"title": "astraforge"}]}
+    hook["project"]["path_with_namespace"] = "acme/shop"
+    hook["user"]["username"] = "root"
+    payload_file = tmp_path / "trigger-payload.json"
+    payload_file.write_text(json.dumps(hook))
+    with server, scripted(list(FIX)) as llm:
+        result = run_pipeline(
+            tmp_path,
+            {"CI_PIPELINE_SOURCE": "trigger", "TRIGGER_PAYLOAD": str(payload_file)},
+            llm,
+            server,
+            project,
+        )
+    assert_mr(result, project, server, llm)
+    issue = hook["object_attributes"]["iid"]
+    assert len(server.notes[issue]) == 1
+    assert "proposes a fix" in server.notes[issue][0]["body"]
+
+
+def test_plain_request_from_an_api_pipeline(tmp_path: Path) -> None:
+    project, server = setup(tmp_path)
+    with server, scripted(list(FIX)) as llm:
+        result = run_pipeline(
+            tmp_path,
+            {
+                "CI_PIPELINE_SOURCE": "api",
+                "ASTRAFORGE_REQUEST": "Return 0 for an empty cart",
+                "GITLAB_USER_LOGIN": "root",
+            },
+            llm,
+            server,
+            project,
+        )
+    assert_mr(result, project, server, llm)
+
+
+def test_push_pipelines_do_not_run_the_job(tmp_path: Path) -> None:
+    project, server = setup(tmp_path)
+    with server, scripted([]) as llm:
+        result = run_pipeline(tmp_path, {}, llm, server, project)
+    assert llm.calls == 0
+    assert "astraforge starting" not in result.stdout
