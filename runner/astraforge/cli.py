@@ -623,6 +623,68 @@ def policy_schema() -> None:
     click.echo(policy.json_schema(), nl=False)
 
 
+@cli.group("relay")
+def relay_group() -> None:
+    """Forward Sentry and GlitchTip alerts to GitHub repository_dispatch or GitLab triggers."""
+
+
+@relay_group.command("serve")
+@click.option(
+    "--config", "config_file", type=click.Path(path_type=Path, dir_okay=False), required=True
+)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8787, show_default=True)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=min(4, os.cpu_count() or 1),
+    show_default="min(4, CPUs)",
+    help="Processes sharing the socket and the state.",
+)
+def relay_serve(config_file: Path, host: str, port: int, workers: int) -> None:
+    """Run the relay's HTTP service (webhooks, /healthz, /metrics)."""
+    from astraforge.relay import config as relay_config
+    from astraforge.relay.server import serve
+
+    serve(relay_config.load(config_file), host, port, os.environ, workers)
+
+
+@relay_group.command("forward")
+@click.argument("payload", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--config", "config_file", type=click.Path(path_type=Path, dir_okay=False), required=True
+)
+@click.option(
+    "--kind",
+    type=click.Choice(["sentry", "sentry-legacy", "glitchtip"]),
+    default="sentry",
+    show_default=True,
+)
+@click.option("--resource", help="Sentry-Hook-Resource (event_alert, issue, ...).")
+def relay_forward(payload: Path, config_file: Path, kind: str, resource: str | None) -> None:
+    """Forward one saved webhook body, with the same dedupe and limits (for cron or serverless
+    use); no signature check, since the file comes from you. Prints the decision as JSON."""
+    from astraforge.relay import config as relay_config
+    from astraforge.relay.core import Relay
+    from astraforge.relay.server import json_log
+    from astraforge.relay.state import open_store
+
+    cfg = relay_config.load(config_file)
+    store = open_store(cfg.state.backend, cfg.state.path, cfg.state.redis_url)
+    relay = Relay(cfg, store, os.environ, json_log)
+    try:
+        body = payload.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{payload}: cannot read it ({exc.strerror})") from None
+    headers = {"Sentry-Hook-Resource": resource} if resource else {}
+    verdict = relay.receive(f"/hooks/{kind}", headers, body, verify=False)
+    relay.drain()
+    store.close()
+    _print_json(verdict.body())
+    if verdict.status >= 400:
+        sys.exit(4)
+
+
 @cli.group("forge")
 def forge_group() -> None:
     """The local forge: a directory standing in for GitHub or GitLab."""
@@ -677,7 +739,10 @@ def _terminate(signum: int, frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from astraforge import telemetry
+
     signal.signal(signal.SIGTERM, _terminate)
+    telemetry.init(os.environ)
     try:
         code = cli.main(args=argv, prog_name="astraforge", standalone_mode=False)
     except AstraForgeError as exc:
@@ -691,4 +756,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
+    except Exception as exc:
+        telemetry.report_crash(exc)
+        raise
     sys.exit(code if isinstance(code, int) else 0)

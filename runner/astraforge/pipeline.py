@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from astraforge import __version__, events, policy, render
+from astraforge import __version__, events, policy, render, telemetry
 from astraforge import config as config_mod
 from astraforge.agent.outcome import Outcome, Status, sha256
 from astraforge.agent.run import DIFF, TRAJECTORY, base_commit, run_agent
@@ -114,6 +114,7 @@ class _State:
                 else detect.task_from_ci(self.env, syntax)
             )
             self.result.task = task
+            telemetry.tag_task(task.fingerprint)
             self.say(f"AstraForge {__version__}: {task.source.value} {task.event}: {task.title}")
             decision = decide(task, cfg.trigger, rules.triggers)
             self.say(f"decision: {'run' if decision.run else 'skip'} ({decision.reason})")

@@ -3,6 +3,7 @@ bare repository served over git smart HTTP (a PR can only be opened for a pushed
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ class FakeGitHub(APIServer):
         self.pulls: dict[int, dict[str, Any]] = {}
         self.comments: dict[int, list[dict[str, Any]]] = {}
         self.roles: dict[str, str] = {}
+        self.dispatches: list[dict[str, Any]] = []
         self._ids = 1000
         self._routes()
 
@@ -119,6 +121,20 @@ class FakeGitHub(APIServer):
                 "clone_url": f"{self.url}/git/{self.full_name}.git",
                 "private": False,
             }
+
+        @self.route("POST", REPO + r"/dispatches")
+        def dispatch(request: Request) -> Any:
+            self._repo(request)
+            body = request.json()
+            if not isinstance(body.get("event_type"), str):
+                raise HTTPError(422, {"message": "event_type is required"})
+            payload = body.get("client_payload", {})
+            if len(payload) > 10:
+                raise HTTPError(422, {"message": "client_payload has more than 10 keys"})
+            if len(json.dumps(payload, separators=(",", ":"))) > 65_535:
+                raise HTTPError(422, {"message": "client_payload is too large"})
+            self.dispatches.append(body)
+            return Response(204, None)
 
         @self.route("GET", REPO + r"/collaborators/(?P<user>[^/]+)/permission")
         def permission(request: Request) -> Any:

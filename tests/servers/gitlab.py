@@ -24,6 +24,8 @@ class FakeGitLab(APIServer):
         self.notes: dict[int, list[dict[str, Any]]] = {}
         self.users: dict[str, int] = {}
         self.members: dict[int, int] = {}  # user id -> access level
+        self.trigger_token = "glptt-" + "TriggerTok" * 2
+        self.triggers: list[dict[str, str]] = []
         self._ids = 5000
         self._routes()
 
@@ -82,6 +84,18 @@ class FakeGitLab(APIServer):
                 "http_url_to_repo": f"{self.url}/git/{self.path}.git",
                 "web_url": f"{self.url}/{self.path}",
             }
+
+        @self.route("POST", PROJECT + r"/trigger/pipeline")
+        def trigger(request: Request) -> Any:
+            form = dict(urllib.parse.parse_qsl(request.body.decode()))
+            if form.get("token") != self.trigger_token:
+                raise HTTPError(404, {"message": "404 Not Found"})
+            if request.params["project"] not in (str(self.project_id), self.path):
+                raise HTTPError(404, {"message": "404 Project Not Found"})
+            self.triggers.append(form)
+            return Response(
+                201, {"id": len(self.triggers), "ref": form.get("ref"), "status": "created"}
+            )
 
         @self.route("GET", r"/api/v4/users")
         def users(request: Request) -> Any:

@@ -162,3 +162,9 @@ def test_replay_model_replays_in_order_then_refuses(tmp_path: object) -> None:
 
 def test_step_default_is_a_stop_reply() -> None:
     assert Step().status == 200
+
+
+def test_a_malformed_completion_is_a_clear_error() -> None:
+    body = '{"id": "x", "object": "chat.completion", "choices": [{"index": 0, "message": 7}]}'
+    with scripted([Step(raw_body=body)]) as llm, pytest.raises(ModelError, match="malformed"):
+        complete(model(llm.url))

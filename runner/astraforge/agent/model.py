@@ -226,6 +226,15 @@ class OpenAIModel:
         )
 
     def _reply(self, response: Any, messages: list[Message]) -> Reply:
+        try:
+            return self._read_reply(response, messages)
+        except (AttributeError, TypeError, IndexError, KeyError):
+            raise ModelError(
+                "the model API answered with a malformed chat completion",
+                "check that model.base_url is an OpenAI-compatible API",
+            ) from None
+
+    def _read_reply(self, response: Any, messages: list[Message]) -> Reply:
         if not getattr(response, "choices", None):
             raise ModelError("the model API answered without any choice", "check model.base_url")
         choice = response.choices[0]

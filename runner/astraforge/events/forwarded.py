@@ -39,6 +39,8 @@ def encode(task: Task, max_chars: int = MAX_CHARS) -> dict[str, Any]:
     data = task.model_dump(mode="json", exclude={"raw", "repository"}, exclude_defaults=True)
     trimmed = {"frames": 0, "breadcrumbs": 0, "text_chars": 0}
     payload: dict[str, Any] = {MARKER: VERSION, "task": data, "trimmed": trimmed}
+    if _size(payload) <= max_chars:
+        return payload  # the common case: nothing to trim
     alert = data.get("alert") or {}
     while _size(payload) > max_chars and alert.get("breadcrumbs"):
         alert["breadcrumbs"].pop(0)
