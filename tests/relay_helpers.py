@@ -75,16 +75,21 @@ class RelayProcess:
         )
         assert self.proc.stderr is not None
         deadline = time.monotonic() + 30
+        other: list[str] = []
         while time.monotonic() < deadline:
             line = self.proc.stderr.readline()
             if not line:
                 break
             self._log.write(line)
-            record = json.loads(line)
+            try:
+                record = json.loads(line)
+            except ValueError:
+                other.append(line.decode(errors="replace"))  # a warning, or a traceback
+                continue
             if record.get("event") == "listening":
                 self.port = int(record["port"])
                 break
-        assert self.port, "the relay did not start"
+        assert self.port, "the relay did not start: " + "".join(other)[-2000:]
         import threading
 
         threading.Thread(target=self._pump, daemon=True).start()
@@ -107,7 +112,13 @@ class RelayProcess:
 
     def records(self) -> list[dict[str, Any]]:
         self._log.flush()
-        return [json.loads(line) for line in self.log_path.read_text().splitlines() if line]
+        records = []
+        for line in self.log_path.read_text().splitlines():
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue  # not a relay record (a warning from the interpreter)
+        return records
 
     def __enter__(self) -> RelayProcess:
         return self.start()
