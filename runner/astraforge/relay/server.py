@@ -99,6 +99,17 @@ def serve(
     # accept() (they would miss SIGTERM), so the listening socket never blocks.
     listener.setblocking(False)
     counters = Counters(config, shared=workers > 1)
+    # Create the schema and recover cut-short sends once, before any worker exists.
+    first = open_store(config.state.backend, config.state.path, config.state.redis_url)
+    if first.recovered():
+        json_log(
+            {
+                "event": "recovered",
+                "count": first.recovered(),
+                "note": "sends cut short by a crash are sent again",
+            }
+        )
+    first.close()
     children = []
     for _ in range(workers - 1):
         pid = os.fork()
@@ -142,7 +153,9 @@ def _worker(
     announce: bool,
     workers: int = 1,
 ) -> None:
-    store = open_store(config.state.backend, config.state.path, config.state.redis_url)
+    store = open_store(
+        config.state.backend, config.state.path, config.state.redis_url, recover=False
+    )
     relay = Relay(config, store, env, json_log, counters)
     server = make_server(relay, "", 0, listener)
     relay.start()

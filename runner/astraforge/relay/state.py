@@ -61,7 +61,7 @@ class Store(Protocol):
 
 
 class SQLiteStore:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, recover: bool = True) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self.path = path
@@ -79,10 +79,13 @@ class SQLiteStore:
             CREATE INDEX IF NOT EXISTS outbox_state ON outbox (state, not_before);
             """
         )
-        # A send cut short by a crash: send it again (at least once beats never).
-        self._recovered = db.execute(
-            "UPDATE outbox SET state='pending' WHERE state='sending'"
-        ).rowcount
+        # A send cut short by a crash: send it again (at least once beats never). Only the
+        # first process of a relay does this, before its workers start sending.
+        self._recovered = 0
+        if recover:
+            self._recovered = db.execute(
+                "UPDATE outbox SET state='pending' WHERE state='sending'"
+            ).rowcount
         db.commit()
 
     def _db(self) -> sqlite3.Connection:
@@ -271,7 +274,7 @@ class RedisStore:
         self._redis.close()
 
 
-def open_store(backend: str, path: str, redis_url: str) -> Store:
+def open_store(backend: str, path: str, redis_url: str, recover: bool = True) -> Store:
     if backend == "redis":
         return RedisStore(redis_url)
-    return SQLiteStore(path)
+    return SQLiteStore(path, recover)
