@@ -5,14 +5,16 @@ Every AstraForgeError becomes one line on stderr and its exit code; ``-v`` adds 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shlex
 import signal
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -22,6 +24,9 @@ from astraforge.ci import detect
 from astraforge.errors import AstraForgeError, UsageError
 from astraforge.task import Source
 from astraforge.trigger import decide
+
+if TYPE_CHECKING:
+    from astraforge.sandbox.config import SandboxSpec
 
 _state = {"verbose": False}
 
@@ -116,6 +121,56 @@ def config_show(repo: Path, config_file: Path | None) -> None:
     _print_json(cfg.model_dump(mode="json"))
 
 
+def _sandbox_spec(backend: str | None, image: str | None) -> SandboxSpec | None:
+    """The sandbox --backend/--image name; None when neither is given."""
+    from astraforge.sandbox import BwrapConfig, DockerConfig
+
+    if backend == "bwrap":
+        return BwrapConfig()
+    if backend == "docker" or image:
+        return DockerConfig(**({"image": image} if image else {}))
+    return None
+
+
+def _agent_settings(command: Callable[..., None]) -> Callable[..., None]:
+    """--model, --base-url, --backend, --image and --test-command, handed to the command as
+    ``overrides``: dotted configuration fields for :func:`config.load`."""
+
+    @functools.wraps(command)
+    def wrapper(
+        *args: Any,
+        model: str | None,
+        base_url: str | None,
+        backend: str | None,
+        image: str | None,
+        test_command: str | None,
+        **kwargs: Any,
+    ) -> None:
+        overrides = {
+            "model.name": model,
+            "model.base_url": base_url,
+            "sandbox.backend": backend,
+            "sandbox.image": image,
+            "test_command": test_command,
+        }
+        command(*args, overrides=overrides, **kwargs)
+
+    options = [
+        click.option("--model", help="Model name, or replay:TRAJECTORY.jsonl to replay a run."),
+        click.option(
+            "--base-url", help="OpenAI-compatible API base URL (default: OPENAI_BASE_URL)."
+        ),
+        click.option("--backend", type=click.Choice(["docker", "bwrap"]), help="Sandbox backend."),
+        click.option("--image", help="Sandbox image (docker backend)."),
+        click.option(
+            "--test-command", help="Test command the runner runs before and after the change."
+        ),
+    ]
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
+
+
 @cli.group()
 def sandbox() -> None:
     """Run commands in the hardened sandbox."""
@@ -143,14 +198,10 @@ def sandbox_run(
     Use it to check that your test command works in the sandbox:
     `astraforge sandbox run -- pytest -q`.
     """
-    from astraforge.sandbox import BwrapConfig, DockerConfig, open_sandbox
+    from astraforge.sandbox import open_sandbox
 
-    spec: DockerConfig | BwrapConfig
-    spec = (
-        DockerConfig(image=image)
-        if backend == "docker" and image
-        else (DockerConfig() if backend == "docker" else BwrapConfig())
-    )
+    spec = _sandbox_spec(backend, image)
+    assert spec is not None  # --backend has a default
     line = " ".join(shlex.quote(part) for part in command)
     with open_sandbox(spec, workspace) as box:
         result = box.run(line, timeout=timeout)
@@ -215,11 +266,6 @@ def _default_out() -> Path:
     type=click.Path(path_type=Path, file_okay=False),
     help="The local forge's directory (with --forge local).",
 )
-@click.option("--model", help="Model name, or replay:TRAJECTORY.jsonl.")
-@click.option("--base-url", help="OpenAI-compatible API base URL.")
-@click.option("--backend", type=click.Choice(["docker", "bwrap"]), help="Sandbox backend.")
-@click.option("--image", help="Sandbox image (docker backend).")
-@click.option("--test-command", help="Test command run before and after the change.")
 @click.option("--config", "config_file", type=click.Path(path_type=Path))
 @click.option(
     "--out",
@@ -234,16 +280,13 @@ def _default_out() -> Path:
     type=click.Path(path_type=Path, file_okay=False, exists=True),
     help="Only verify and publish the artifacts of a --dry-run (hardened workflows).",
 )
+@_agent_settings
 def run_command(
     event_file: Path | None,
     repo: Path,
     forge: str | None,
     forge_dir: Path | None,
-    model: str | None,
-    base_url: str | None,
-    backend: str | None,
-    image: str | None,
-    test_command: str | None,
+    overrides: dict[str, Any],
     config_file: Path | None,
     out: Path | None,
     dry_run: bool | None,
@@ -264,13 +307,7 @@ def run_command(
         forge=forge,
         forge_dir=forge_dir,
         config_file=config_file,
-        overrides={
-            "model.name": model,
-            "model.base_url": base_url,
-            "sandbox.backend": backend,
-            "sandbox.image": image,
-            "test_command": test_command,
-        },
+        overrides=overrides,
         dry_run=dry_run,
     )
     result = pipeline.run(options, publish_from=publish_from)
@@ -363,11 +400,6 @@ def doctor_command(repo: Path, forge: str | None) -> None:
     type=click.Path(path_type=Path),
     help="An event payload (issue, comment, alert) instead of --task.",
 )
-@click.option("--model", help="Model name, or replay:TRAJECTORY.jsonl to replay a run.")
-@click.option("--base-url", help="OpenAI-compatible API base URL (default: OPENAI_BASE_URL).")
-@click.option("--backend", type=click.Choice(["docker", "bwrap"]), help="Sandbox backend.")
-@click.option("--image", help="Sandbox image (docker backend).")
-@click.option("--test-command", help="Test command the runner runs before and after the change.")
 @click.option("--config", "config_file", type=click.Path(path_type=Path))
 @click.option(
     "--out",
@@ -375,15 +407,12 @@ def doctor_command(repo: Path, forge: str | None) -> None:
     required=True,
     help="Where outcome.json, diff.patch and trajectory.jsonl go.",
 )
+@_agent_settings
 def agent_command(
     repo: Path,
     task_text: str | None,
     event_file: Path | None,
-    model: str | None,
-    base_url: str | None,
-    backend: str | None,
-    image: str | None,
-    test_command: str | None,
+    overrides: dict[str, Any],
     config_file: Path | None,
     out: Path,
 ) -> None:
@@ -397,18 +426,7 @@ def agent_command(
 
     if (task_text is None) == (event_file is None):
         raise UsageError("give exactly one of --task TEXT and --event FILE")
-    cfg = config_mod.load(
-        repo,
-        file=config_file,
-        env=os.environ,
-        cli={
-            "model.name": model,
-            "model.base_url": base_url,
-            "sandbox.backend": backend,
-            "sandbox.image": image,
-            "test_command": test_command,
-        },
-    )
+    cfg = config_mod.load(repo, file=config_file, env=os.environ, cli=overrides)
     if event_file is not None:
         task = events.parse_file(event_file, syntax=cfg.trigger.syntax())
     else:
@@ -493,14 +511,8 @@ def replay_command(trajectory: Path, repo: Path, backend: str | None, image: str
     Exits 0 only if the resulting diff is identical to the recorded one.
     """
     from astraforge.agent.replay import replay
-    from astraforge.sandbox import BwrapConfig, DockerConfig
 
-    spec: DockerConfig | BwrapConfig | None = None
-    if backend == "bwrap":
-        spec = BwrapConfig()
-    elif backend == "docker" or image:
-        spec = DockerConfig(**({"image": image} if image else {}))
-    result = replay(trajectory, repo, spec)
+    result = replay(trajectory, repo, _sandbox_spec(backend, image))
     if not result.base_tree_matches:
         click.echo("warning: the replay started from different files than the run", err=True)
     if result.identical:

@@ -28,29 +28,33 @@ def _root(kind: str) -> Traversable:
     return Path(__file__).resolve().parents[2] / SOURCE_FOLDERS.get(kind, kind)
 
 
+def _find(kind: str, name: str) -> Traversable:
+    node = _root(kind)
+    for part in filter(None, name.split("/")):
+        node = node.joinpath(part)
+    return node
+
+
+def _missing(kind: str, name: str, what: str) -> AstraForgeError:
+    return AstraForgeError(
+        f"bundled {what} {kind}/{name} is missing",
+        "reinstall AstraForge; the package is incomplete",
+    )
+
+
 def resource(kind: str, name: str) -> Traversable:
     """A shipped file, e.g. ``resource("examples", "payloads/sentry-event-alert.json")``."""
-    node = _root(kind)
-    for part in name.split("/"):
-        node = node.joinpath(part)
+    node = _find(kind, name)
     if not node.is_file():
-        raise AstraForgeError(
-            f"bundled resource {kind}/{name} is missing",
-            "reinstall AstraForge; the package is incomplete",
-        )
+        raise _missing(kind, name, "resource")
     return node
 
 
 def resource_dir(kind: str, name: str) -> Traversable:
     """A shipped folder, e.g. ``resource_dir("examples", "demo/repo")``."""
-    node = _root(kind)
-    for part in name.split("/"):
-        node = node.joinpath(part)
+    node = _find(kind, name)
     if not node.is_dir():
-        raise AstraForgeError(
-            f"bundled folder {kind}/{name} is missing",
-            "reinstall AstraForge; the package is incomplete",
-        )
+        raise _missing(kind, name, "folder")
     return node
 
 
@@ -59,9 +63,7 @@ def read_text(kind: str, name: str) -> str:
 
 
 def list_names(kind: str, folder: str = "") -> list[str]:
-    node = _root(kind)
-    for part in filter(None, folder.split("/")):
-        node = node.joinpath(part)
+    node = _find(kind, folder)
     if not node.is_dir():
         return []
     return sorted(child.name for child in node.iterdir() if child.is_file())
