@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from astraforge import events
+from astraforge.ci.detect import PAYLOAD_VARIABLE
 from astraforge.config import TriggerConfig
 from astraforge.errors import AstraForgeError, PayloadError, UnsupportedEventError
 from astraforge.events import forwarded
@@ -62,7 +63,6 @@ class Relay:
     ):
         self.config, self.store, self.env, self.log = config, store, env, log
         self.counters = counters or Counters(config)
-        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self._trigger = TriggerConfig(
@@ -179,14 +179,6 @@ class Relay:
 
     # -- sending ----------------------------------------------------------------------------
     def start(self) -> None:
-        if self.store.recovered():
-            self.log(
-                {
-                    "event": "recovered",
-                    "count": self.store.recovered(),
-                    "note": "sends cut short by a crash are sent again",
-                }
-            )
         self._worker = threading.Thread(target=self._work, name="relay-outbox", daemon=True)
         self._worker.start()
 
@@ -199,10 +191,10 @@ class Relay:
         while not self._stop.is_set():
             if not self.send_one():
                 self._stop.wait(0.05)
-        while self.send_one(only_ready=True):  # drain what is ready before exiting
+        while self.send_one():  # drain what is ready before exiting
             pass
 
-    def send_one(self, only_ready: bool = False) -> bool:
+    def send_one(self) -> bool:
         job = self.store.next_job()
         if job is None:
             return False
@@ -331,7 +323,7 @@ def dispatch(route: Route, payload: dict[str, Any], env: Mapping[str, str]) -> N
             {
                 "token": env.get(lab.trigger_token_env, ""),
                 "ref": lab.ref,
-                f"variables[{forwarded_variable()}]": json.dumps(payload),
+                f"variables[{PAYLOAD_VARIABLE}]": json.dumps(payload),
             }
         ).encode()
         headers = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -346,12 +338,6 @@ def dispatch(route: Route, payload: dict[str, Any], env: Mapping[str, str]) -> N
         raise PermanentError(f"HTTP {exc.code} from {url}: {detail}") from None
     except (urllib.error.URLError, TimeoutError) as exc:
         raise TransientError(f"cannot reach {url}: {getattr(exc, 'reason', exc)}") from None
-
-
-def forwarded_variable() -> str:
-    from astraforge.ci.detect import PAYLOAD_VARIABLE
-
-    return PAYLOAD_VARIABLE
 
 
 def _safe_path(path: str) -> str:
