@@ -7,6 +7,7 @@ a report goes through the redactor (the run's secret values and token shapes) in
 
 from __future__ import annotations
 
+import shlex
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -39,7 +40,8 @@ def init(env: Mapping[str, str]) -> bool:
         send_default_pii=False,
         max_breadcrumbs=0,
     )
-    sentry_sdk.set_extra("argv", sys.argv)  # the command that crashed (redacted on send)
+    # the command that crashed, as one string: Sentry cuts lists after 10 items
+    sentry_sdk.set_extra("argv", shlex.join(sys.argv))
     _state["on"] = True
     return True
 

@@ -81,6 +81,31 @@ def run(
     return result, report
 
 
+def run_local(
+    tmp_path: Path,
+    llm: ScriptedLLM,
+    checkout: Path,
+    forge: LocalForge,
+    *args: str,
+    env: dict[str, str] | None = None,
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """`astraforge run` on the labeled-issue event, publishing to the local forge."""
+    return run(
+        tmp_path,
+        llm,
+        "--repo",
+        str(checkout),
+        "--forge",
+        "local",
+        "--forge-dir",
+        str(forge.root),
+        "--event",
+        str(issue_event(tmp_path)),
+        *args,
+        env=env,
+    )
+
+
 def local(tmp_path: Path, checkout: Path) -> LocalForge:
     forge = LocalForge.init(tmp_path / "forge", checkout, "Codertocat/Hello-World")
     (forge.root / "permissions.json").write_text('{"Codertocat": "write"}')
@@ -91,17 +116,11 @@ def test_fixed_on_the_local_forge(tmp_path: Path) -> None:
     checkout = make_checkout(tmp_path)
     forge = local(tmp_path, checkout)
     with scripted(list(FIX)) as llm:
-        result, report = run(
+        result, report = run_local(
             tmp_path,
             llm,
-            "--repo",
-            str(checkout),
-            "--forge",
-            "local",
-            "--forge-dir",
-            str(forge.root),
-            "--event",
-            str(issue_event(tmp_path)),
+            checkout,
+            forge,
         )
     assert result.returncode == 0, result.stderr
     assert report["conclusion"] == "fixed"
@@ -190,17 +209,11 @@ def test_blocked_by_the_policy_keeps_the_patch(tmp_path: Path) -> None:
         reply(call("finish", summary="edited CI")),
     ]
     with scripted(script) as llm:
-        result, report = run(
+        result, report = run_local(
             tmp_path,
             llm,
-            "--repo",
-            str(checkout),
-            "--forge",
-            "local",
-            "--forge-dir",
-            str(forge.root),
-            "--event",
-            str(issue_event(tmp_path)),
+            checkout,
+            forge,
         )
     assert result.returncode == 8
     assert report["conclusion"] == "blocked"
@@ -229,17 +242,11 @@ def test_other_exit_paths_leave_a_status(
     checkout = make_checkout(tmp_path)
     forge = local(tmp_path, checkout)
     with scripted(script) as llm:
-        result, report = run(
+        result, report = run_local(
             tmp_path,
             llm,
-            "--repo",
-            str(checkout),
-            "--forge",
-            "local",
-            "--forge-dir",
-            str(forge.root),
-            "--event",
-            str(issue_event(tmp_path)),
+            checkout,
+            forge,
         )
     assert result.returncode == code, result.stderr
     assert report["conclusion"] == conclusion
@@ -253,17 +260,11 @@ def test_budget_exhausted(tmp_path: Path) -> None:
     checkout = make_checkout(tmp_path)
     forge = local(tmp_path, checkout)
     with scripted([], then=reply(call("shell", command="true"))) as llm:
-        result, report = run(
+        result, report = run_local(
             tmp_path,
             llm,
-            "--repo",
-            str(checkout),
-            "--forge",
-            "local",
-            "--forge-dir",
-            str(forge.root),
-            "--event",
-            str(issue_event(tmp_path)),
+            checkout,
+            forge,
             env={"ASTRAFORGE_MAX_TURNS": "2"},
         )
     assert result.returncode == 0
@@ -327,17 +328,11 @@ def test_publish_from_refuses_a_tampered_patch(tmp_path: Path) -> None:
     checkout = make_checkout(tmp_path)
     forge = local(tmp_path, checkout)
     with scripted(list(FIX)) as llm:
-        run(
+        run_local(
             tmp_path,
             llm,
-            "--repo",
-            str(checkout),
-            "--forge",
-            "local",
-            "--forge-dir",
-            str(forge.root),
-            "--event",
-            str(issue_event(tmp_path)),
+            checkout,
+            forge,
             "--dry-run",
         )
     patch = tmp_path / "out" / "diff.patch"

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.integration.test_pipeline import FIX, issue_event, local, make_checkout
+from tests.integration.test_pipeline import FIX, local, make_checkout, run_local
 from tests.servers.llm import scripted
 
 CANARY = "ghp_" + "TelemetryCanary" * 3
@@ -70,37 +70,9 @@ def test_a_crash_is_reported_scrubbed_and_tagged(
     forge = local(tmp_path / f"forge-{CANARY}", checkout)  # its path is in sys.argv
     (forge.root / "pulls").mkdir()
     (forge.root / "pulls" / "1.json").write_text("{corrupted")  # the forge's state is broken
-    secret_dir = tmp_path / "out"
     with scripted(list(FIX)) as llm:
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "astraforge",
-                "run",
-                "--repo",
-                str(checkout),
-                "--forge",
-                "local",
-                "--forge-dir",
-                str(forge.root),
-                "--event",
-                str(issue_event(tmp_path)),
-                "--base-url",
-                llm.url,
-                "--out",
-                str(secret_dir),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-            env={
-                **os.environ,
-                "ASTRAFORGE_SENTRY_DSN": receiver.dsn,
-                "GITHUB_TOKEN": CANARY,
-                "OPENAI_API_KEY": "sk-test-" + "Telemetry0" * 3,
-            },
-        )
+        env = {"ASTRAFORGE_SENTRY_DSN": receiver.dsn, "GITHUB_TOKEN": CANARY}
+        result, report = run_local(tmp_path, llm, checkout, forge, env=env)
     assert result.returncode == 1
     assert "JSONDecodeError" in result.stderr  # a crash: the traceback is shown
     assert len(receiver.events) == 1
@@ -113,7 +85,6 @@ def test_a_crash_is_reported_scrubbed_and_tagged(
     assert "[REDACTED]" in text  # sys.argv named the path holding the secret
     assert receiver.auth
     assert "sentry_key=publickey" in receiver.auth[0]
-    report = json.loads((secret_dir / "report.json").read_text())
     assert report["conclusion"] == "error"
     assert "internal error" in report["reason"]
 

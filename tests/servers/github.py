@@ -4,7 +4,6 @@ bare repository served over git smart HTTP (a PR can only be opened for a pushed
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +24,6 @@ class FakeGitHub(APIServer):
         self.dispatches: list[dict[str, Any]] = []
         self._ids = 1000
         self._routes()
-
-    def seed(self, source: Path) -> None:
-        """The remote starts as a bare clone of ``source``."""
-        self.bare.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["git", "clone", "-q", "--bare", str(source), str(self.bare)], check=True)
 
     def api(self, path: str = "") -> str:
         return f"{self.url}/repos/{self.full_name}{path}"
@@ -104,18 +98,12 @@ class FakeGitHub(APIServer):
         def repo(request: Request) -> Any:
             self._repo(request)
             owner, name = self.full_name.split("/")
-            head = subprocess.run(
-                ["git", "-C", str(self.bare), "symbolic-ref", "--short", "HEAD"],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
             return {
                 "id": 1,
                 "name": name,
                 "full_name": self.full_name,
                 "owner": self._user(owner),
-                "default_branch": head.stdout.strip(),
+                "default_branch": self.default_branch(),
                 "url": self.api(),
                 "html_url": f"{self.url}/{self.full_name}",
                 "clone_url": f"{self.url}/git/{self.full_name}.git",

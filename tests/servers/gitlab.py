@@ -3,7 +3,6 @@ repository served over git smart HTTP."""
 
 from __future__ import annotations
 
-import subprocess
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -28,10 +27,6 @@ class FakeGitLab(APIServer):
         self.triggers: list[dict[str, str]] = []
         self._ids = 5000
         self._routes()
-
-    def seed(self, source: Path) -> None:
-        self.bare.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["git", "clone", "-q", "--bare", str(source), str(self.bare)], check=True)
 
     def add_member(self, username: str, access_level: int) -> None:
         user_id = 100 + len(self.users)
@@ -71,16 +66,10 @@ class FakeGitLab(APIServer):
         @self.route("GET", PROJECT)
         def project(request: Request) -> Any:
             self._check(request)
-            head = subprocess.run(
-                ["git", "-C", str(self.bare), "symbolic-ref", "--short", "HEAD"],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
             return {
                 "id": self.project_id,
                 "path_with_namespace": self.path,
-                "default_branch": head.stdout.strip(),
+                "default_branch": self.default_branch(),
                 "http_url_to_repo": f"{self.url}/git/{self.path}.git",
                 "web_url": f"{self.url}/{self.path}",
             }

@@ -59,6 +59,8 @@ Handler = Callable[[Request], Any]
 class APIServer:
     """Routes, recorded requests, injected faults, and git smart HTTP under /git/."""
 
+    bare: Path  # the repository behind the forge; set by each forge server
+
     def __init__(self, git_root: Path, check_git_auth: Callable[[str, str], bool]) -> None:
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
         self.faults: list[Fault] = []
@@ -73,6 +75,20 @@ class APIServer:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def seed(self, source: Path) -> None:
+        """The remote starts as a bare clone of ``source``."""
+        self.bare.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["git", "clone", "-q", "--bare", str(source), str(self.bare)], check=True)
+
+    def default_branch(self) -> str:
+        head = subprocess.run(
+            ["git", "-C", str(self.bare), "symbolic-ref", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return head.stdout.strip()
 
     def route(self, method: str, pattern: str) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
