@@ -21,6 +21,7 @@ import click
 from astraforge import __version__, events, resources
 from astraforge import config as config_mod
 from astraforge.ci import detect
+from astraforge.ci.log import neutralize
 from astraforge.errors import AstraForgeError, UsageError
 from astraforge.task import Source
 from astraforge.trigger import decide
@@ -76,7 +77,7 @@ def event_show(
 
     Without FILE inside GitHub Actions or GitLab CI, the job's own event is read.
     """
-    cfg = config_mod.load(repo, file=config_file, env=os.environ)
+    cfg = _load_config(repo, file=config_file, env=os.environ)
     syntax = cfg.trigger.syntax()
     if example:
         file = Path(str(resources.resource("examples", f"payloads/{example}.json")))
@@ -84,9 +85,8 @@ def event_show(
         task = events.parse_file(file, source, event_name=event_name, syntax=syntax)
     else:
         task = detect.task_from_ci(os.environ, syntax)
-    from astraforge import policy
 
-    rules = policy.load_for(repo, cfg.policy) if repo is not None else policy.default()
+    rules = config_mod.load_policy(repo, cfg, os.environ)
     decision = decide(task, cfg.trigger, rules.triggers)
     _print_json({"task": task.public_dict(), "decision": decision.as_dict()})
 
@@ -117,7 +117,7 @@ def config_schema() -> None:
 @click.option("--config", "config_file", type=click.Path(path_type=Path))
 def config_show(repo: Path, config_file: Path | None) -> None:
     """Print the effective configuration (file, environment and defaults merged)."""
-    cfg = config_mod.load(repo, file=config_file, env=os.environ)
+    cfg = _load_config(repo, file=config_file, env=os.environ)
     _print_json(cfg.model_dump(mode="json"))
 
 
@@ -426,7 +426,7 @@ def agent_command(
 
     if (task_text is None) == (event_file is None):
         raise UsageError("give exactly one of --task TEXT and --event FILE")
-    cfg = config_mod.load(repo, file=config_file, env=os.environ, cli=overrides)
+    cfg = _load_config(repo, file=config_file, env=os.environ, cli=overrides)
     if event_file is not None:
         task = events.parse_file(event_file, syntax=cfg.trigger.syntax())
     else:
@@ -436,8 +436,11 @@ def agent_command(
     usage = outcome.usage
     changed = f"{len(outcome.files)} file(s) changed" if outcome.files else "no file changed"
     click.echo(
-        f"{outcome.status.value}: {outcome.reason}; {changed}; {usage.get('turns', 0)} turn(s), "
-        f"{usage.get('total_tokens', 0)} tokens; artifacts in {out}",
+        neutralize(
+            f"{outcome.status.value}: {outcome.reason}; {changed}; "
+            f"{usage.get('turns', 0)} turn(s), {usage.get('total_tokens', 0)} tokens; "
+            f"artifacts in {out}"
+        ),
         err=True,
     )
     if result.error is not None:
@@ -475,7 +478,7 @@ def prompt_command(
 
     if sum(x is not None for x in (event_file, task_text, example)) != 1:
         raise UsageError("give exactly one of --event FILE, --task TEXT and --example NAME")
-    cfg = config_mod.load(repo, file=config_file, env=os.environ)
+    cfg = _load_config(repo, file=config_file, env=os.environ)
     if example:
         event_file = Path(str(resources.resource("examples", f"payloads/{example}.json")))
     if event_file is not None:
@@ -537,8 +540,8 @@ def _load_policy(policy_file: Path | None, repo: Path | None) -> Any:
     if policy_file is not None:
         return policy.load_file(policy_file)
     if repo is not None:
-        cfg = config_mod.load(repo, env=os.environ)
-        return policy.load_for(repo, cfg.policy)
+        cfg = _load_config(repo, env=os.environ)
+        return config_mod.load_policy(repo, cfg, os.environ)
     return policy.default()
 
 
@@ -741,6 +744,16 @@ def forge_show(directory: Path) -> None:
     _print_json({"repo": forge.repo().__dict__, "pulls": pulls, "comments": comments})
 
 
+def _load_config(
+    repo: Path | None, *, file: Path | None = None, env: Any = None, cli: Any = None
+) -> config_mod.Config:
+    """The configuration; each ignored setting of the repository's file is a warning line."""
+    cfg = config_mod.load(repo, file=file, env=env, cli=cli)
+    for warning in cfg.warnings:
+        click.echo(f"warning: {neutralize(warning)}", err=True)
+    return cfg
+
+
 def _print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
@@ -760,7 +773,7 @@ def main(argv: list[str] | None = None) -> None:
     except AstraForgeError as exc:
         if _state["verbose"]:
             traceback.print_exc()
-        click.echo(f"error: {exc.one_line()}", err=True)
+        click.echo(f"error: {neutralize(exc.one_line())}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)

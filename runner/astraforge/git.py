@@ -69,6 +69,73 @@ def run_git(
     return result
 
 
+def is_checkout(repo: Path) -> bool:
+    """Whether ``repo`` is the top of a git working tree."""
+    return (repo / ".git").exists()
+
+
+def resolve(repo: Path, ref: str) -> str | None:
+    """The commit ``ref`` names, or None."""
+    result = run_git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], repo, check=False)
+    return result.stdout.decode().strip() or None if result.returncode == 0 else None
+
+
+def head_commit(repo: Path) -> str | None:
+    """The checked-out commit: where a run starts from."""
+    return resolve(repo, "HEAD") if is_checkout(repo) else None
+
+
+def default_branch_from_env(env: Mapping[str, str]) -> str | None:
+    """The default branch as the CI states it (GitLab's CI_DEFAULT_BRANCH, or the
+    ``repository.default_branch`` of GitHub's event payload)."""
+    if env.get("CI_DEFAULT_BRANCH"):
+        return env["CI_DEFAULT_BRANCH"]
+    path = env.get("GITHUB_EVENT_PATH")
+    if path:
+        import json
+
+        try:
+            with open(path, encoding="utf-8") as handle:
+                event = json.load(handle)
+        except (OSError, ValueError):
+            return None
+        repository = event.get("repository") if isinstance(event, dict) else None
+        branch = repository.get("default_branch") if isinstance(repository, dict) else None
+        return branch if isinstance(branch, str) and branch else None
+    return None
+
+
+def trusted_commit(repo: Path, env: Mapping[str, str] | None = None) -> str | None:
+    """The default branch's commit in ``repo``, where configuration and policy are read
+    from: ``origin/HEAD``, else the remote-tracking branch of the default branch the CI
+    names, else the checked-out commit. Never a working tree."""
+    if not is_checkout(repo):
+        return None
+    candidates = ["refs/remotes/origin/HEAD"]
+    branch = default_branch_from_env(env or {})
+    if branch:
+        candidates.append(f"refs/remotes/origin/{branch}")
+    candidates.append("HEAD")
+    for ref in candidates:
+        commit = resolve(repo, ref)
+        if commit:
+            return commit
+    return None
+
+
+def show_file(repo: Path, commit: str, path: str, limit: int) -> bytes | None:
+    """A regular file's bytes (at most ``limit``) as committed, or None when it is missing
+    or not a regular file (a symlink, a directory)."""
+    spec = f"{commit}:{path.lstrip('/')}"
+    kind = run_git(["cat-file", "-t", spec], repo, check=False)
+    if kind.returncode != 0 or kind.stdout.strip() != b"blob":
+        return None
+    mode = run_git(["ls-tree", "-z", commit, "--", path.lstrip("/")], repo, check=False)
+    if not mode.stdout.startswith((b"100644 ", b"100755 ")):
+        return None
+    return run_git(["cat-file", "blob", spec], repo).stdout[:limit]
+
+
 # -- publishing: a commit built beside the checkout, pushed with a header --------------------
 
 TRAILER = "AstraForge-Fingerprint"

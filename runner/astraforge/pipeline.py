@@ -15,15 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from astraforge import __version__, events, policy, render, telemetry
+from astraforge import __version__, credentials, events, policy, render, telemetry
 from astraforge import config as config_mod
 from astraforge.agent.outcome import Outcome, Status, sha256
-from astraforge.agent.run import DIFF, TRAJECTORY, base_commit, run_agent
+from astraforge.agent.run import DIFF, TRAJECTORY, run_agent
 from astraforge.ci import detect
 from astraforge.ci.log import CI, current
 from astraforge.errors import AstraForgeError, PolicyError, UsageError
 from astraforge.forges import open_forge
 from astraforge.forges.base import Forge
+from astraforge.git import head_commit
 from astraforge.publish import Links, Published, post_status, publish, status_text
 from astraforge.redact import Redactor, secrets_from_env
 from astraforge.task import Task
@@ -106,7 +107,9 @@ class _State:
         with self.ci.group("AstraForge: event and configuration"):
             cfg = config_mod.load(o.repo, file=o.config_file, env=self.env, cli=o.overrides)
             self.dry_run = cfg.dry_run if o.dry_run is None else o.dry_run
-            rules = policy.load_for(o.repo, cfg.policy)
+            rules = config_mod.load_policy(o.repo, cfg, self.env)
+            for warning in cfg.warnings:
+                self.ci.annotate("warning", warning)
             syntax = cfg.trigger.syntax()
             task = (
                 events.parse_file(o.event, syntax=syntax)
@@ -171,7 +174,9 @@ class _State:
                 self.say(f"nothing to publish: {report.get('reason')}")
                 return
             cfg = config_mod.load(o.repo, file=o.config_file, env=self.env, cli=o.overrides)
-            rules = policy.load_for(o.repo, cfg.policy)
+            rules = config_mod.load_policy(o.repo, cfg, self.env)
+            for warning in cfg.warnings:
+                self.ci.annotate("warning", warning)
             task = Task.model_validate(report["task"])
             outcome = Outcome.model_validate(report["outcome"])
             self.result.task, self.result.outcome = task, outcome
@@ -224,7 +229,7 @@ class _State:
                 self.say("dry run: nothing is written to the forge")
                 return
             assert self.forge is not None
-            start = base_commit(o.repo)
+            start = head_commit(o.repo)
             if start is None:
                 raise UsageError(f"{o.repo} is not a git checkout", "run in the repository")
             published = publish(
@@ -237,6 +242,7 @@ class _State:
                 config=cfg.publish,
                 links=self.links,
                 policy=[c.as_dict() for c in checks],
+                credentials=credentials.for_run(self.env),
             )
             self.result.published = published
             for write in published.writes or ["nothing changed since the last run: no write"]:

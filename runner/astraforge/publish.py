@@ -24,6 +24,7 @@ from astraforge import render
 from astraforge.agent.outcome import Outcome
 from astraforge.config import PublishConfig
 from astraforge.context.sanitize import clean
+from astraforge.credentials import Credentials
 from astraforge.forges.base import AlreadyExists, Forge, PullRequest, upsert_comment
 from astraforge.git import TRAILER, Author, auth_env, publish_branch
 from astraforge.task import Task
@@ -151,11 +152,14 @@ def publish(
     config: PublishConfig,
     links: Links,
     policy: list[dict[str, Any]] | None = None,
+    credentials: Credentials | None = None,
 ) -> Published:
     """Push the branch and open or update its PR; every write is listed in the result."""
     repo = forge.repo()
     branch = branch_name(task, config.branch_prefix)
     auth = forge.git_auth()
+    if auth is not None and credentials is not None:
+        credentials.check(repo.clone_url, auth.token)
     pushed = publish_branch(
         checkout,
         base=base_commit,

@@ -31,7 +31,7 @@ TOKEN_PATTERNS = (
     r"https?://[0-9a-f]{32}(?::[0-9a-f]{32})?@[^\s\"'/]+/\d+",  # Sentry DSN
     r"(?i:bearer)\s+[A-Za-z0-9._~+/\-]{20,}=*",
 )
-_TOKENS = re.compile("|".join(f"(?:{p})" for p in TOKEN_PATTERNS))
+TOKENS = re.compile("|".join(f"(?:{p})" for p in TOKEN_PATTERNS))
 
 
 def encodings(value: str) -> set[str]:
@@ -71,10 +71,12 @@ class Redactor:
     def secrets(self) -> frozenset[str]:
         return frozenset(self._forms)
 
+    def known_only(self, text: str) -> str:
+        """``text`` with only the known secret values (and their encodings) replaced."""
+        return self._pattern.sub(MASK, text) if self._pattern is not None else text
+
     def __call__(self, text: str) -> str:
-        if self._pattern is not None:
-            text = self._pattern.sub(MASK, text)
-        return _TOKENS.sub(MASK, text)
+        return TOKENS.sub(MASK, self.known_only(text))
 
     def scrub(self, value: object) -> object:
         """Redact every string inside JSON-like data."""

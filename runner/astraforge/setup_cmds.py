@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from astraforge import config as config_mod
-from astraforge import policy, resources
+from astraforge import resources
 from astraforge.errors import AstraForgeError, UsageError
 from astraforge.git import run_git
 
@@ -97,7 +97,7 @@ def _python() -> Finding:
 def _config(repo: Path, env: Mapping[str, str]) -> Finding:
     try:
         cfg = config_mod.load(repo, env=env)
-        policy.load_for(repo, cfg.policy)
+        config_mod.load_policy(repo, cfg, env)
     except AstraForgeError as exc:
         return Finding(False, exc.message, exc.remediation)
     return Finding(True, "configuration and policy are valid")

@@ -25,9 +25,17 @@ def make_repo(root: Path) -> Path:
     (repo / "README.md").write_text("# sample\n")
     (repo / "old.txt").write_text("to be deleted\n")
     subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    commit(repo)
     with (repo / ".git" / "config").open("a") as handle:
         handle.write('[http]\n\textraheader = "AUTHORIZATION: basic CANARY_GITCONFIG_7f3a"\n')
     return repo
+
+
+def commit(repo: Path, message: str = "files") -> None:
+    """Commit everything in ``repo``: only what git tracks enters a sandbox."""
+    git = ["git", "-C", str(repo), "-c", "user.name=T", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", message, "--allow-empty"], check=True)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.integration.conftest import IMAGE
+from tests.integration.conftest import IMAGE, commit
 from tests.servers.llm import ScriptedLLM, Step, call, error, reply, scripted
 
 from astraforge.agent.loop import REMINDER
@@ -438,6 +438,7 @@ def test_secrets_stay_out_of_the_sandbox_and_the_model(buggy: Path, tmp_path: Pa
 
 def test_trajectory_redacts_secrets_the_sandbox_prints(buggy: Path, tmp_path: Path) -> None:
     (buggy / "config.txt").write_text(f"token={FORGE_TOKEN}\n")
+    commit(buggy)
     script = [reply(call("read_file", path="config.txt")), reply(call("finish", summary="ok"))]
     with scripted(script) as llm:
         agent(buggy, tmp_path / "out", config(llm))

@@ -149,3 +149,140 @@ def test_cleanup_leaves_nothing(repo: Path, backend: str) -> None:
         assert not client.volumes.list(filters={"name": f"cleanup{os.getpid()}"})
     else:
         assert not list(Path("/tmp").glob(f"astraforge-bwrap-cleanup{os.getpid()}-*"))
+
+
+# -- only what the repository tracks enters; modes come back exact (#13.3) ---------------------
+
+CREDENTIAL_FILES = {
+    "gha-creds-1a2b3c.json": '{"type": "external_account", "token": "CANARY_GHA_CREDS"}\n',
+    ".git-credentials": "https://x-access-token:CANARY_GIT_CREDS@github.com\n",
+    ".docker/config.json": '{"auths": {"ghcr.io": {"auth": "CANARY_DOCKER"}}}\n',
+    "build/ignored.txt": "CANARY_IGNORED\n",
+}
+
+
+def test_untracked_and_ignored_files_stay_out(
+    sandbox_factory: SandboxFactory, repo: Path
+) -> None:
+    (repo / ".gitignore").write_text("build/\n")
+    from tests.integration.conftest import commit
+
+    commit(repo)
+    for name, text in CREDENTIAL_FILES.items():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_text(text)
+    box = sandbox_factory()
+    found = box.run("grep -rl CANARY_ /workspace /tmp 2>/dev/null; ls -A /workspace")
+    assert "CANARY" not in found.stdout
+    for name in CREDENTIAL_FILES:
+        assert name.split("/")[0] not in found.stdout.split()
+    assert "README.md" in found.stdout.split()  # tracked files are there
+
+
+def test_a_trusted_include_names_extra_paths(sandbox_factory: SandboxFactory, repo: Path) -> None:
+    (repo / "generated").mkdir()
+    (repo / "generated" / "schema.json").write_text("{}\n")
+    (repo / "gha-creds-x.json").write_text("CANARY\n")
+    box = sandbox_factory(include=["generated/"])
+    listing = box.run("ls -A /workspace /workspace/generated").stdout
+    assert "schema.json" in listing
+    assert "gha-creds-x.json" not in listing
+
+
+def test_an_edited_executable_keeps_its_mode(sandbox_factory: SandboxFactory, repo: Path) -> None:
+    from tests.integration.conftest import commit
+
+    (repo / "run.sh").write_text("#!/bin/sh\necho one\n")
+    (repo / "run.sh").chmod(0o755)
+    commit(repo)
+    box = sandbox_factory()
+    box.write_file("run.sh", b"#!/bin/sh\necho two\n")  # what edit_file does
+    changes = box.changes()
+    assert changes.modified == ["run.sh"]
+    assert "old mode" not in changes.patch
+    assert "index " in changes.patch and " 100755\n" in changes.patch
+    box.run("chmod -x run.sh")
+    assert "new mode 100644" in box.changes().patch  # a real mode change is kept too
+
+
+# -- bubblewrap parity (#13.6), on both backends ----------------------------------------------
+
+
+def test_the_workspace_size_cap_holds(sandbox_factory: SandboxFactory) -> None:
+    box = sandbox_factory(workspace_mb=16)
+    filled = box.run("head -c 67108864 /dev/zero > big.bin; echo rc=$?; du -sk /workspace")
+    assert "rc=0" not in filled.stdout
+    used_kib = int(filled.stdout.split()[-2])
+    assert used_kib <= 16 * 1024
+
+
+@pytest.mark.parametrize("kind", ["fifo", "socket", "device"])
+def test_reading_a_special_file_is_refused_at_once(
+    sandbox_factory: SandboxFactory, kind: str
+) -> None:
+    import time
+
+    box = sandbox_factory()
+    make = {
+        "fifo": "mkfifo special",
+        "socket": "python3 -c \"import socket; socket.socket(socket.AF_UNIX).bind('special')\"",
+        "device": "ln -s /dev/zero special",
+    }[kind]
+    assert box.run(make).exit_code == 0
+    started = time.monotonic()
+    with pytest.raises(OSError, match="special"):
+        box.read_file("special")
+    assert time.monotonic() - started < 5
+
+
+def test_bwrap_shows_a_short_list_of_etc(repo: Path) -> None:
+    from tests.integration.conftest import config_for
+
+    from astraforge.sandbox import open_sandbox
+
+    with open_sandbox(config_for("bwrap"), repo) as box:
+        listing = set(box.run("ls -A /etc").stdout.split())
+        passwd = box.run("cat /etc/passwd").stdout
+    assert {"passwd", "group", "hosts", "ld.so.cache"} <= listing
+    assert not {"shadow", "sudoers", "ssh", "apt", "docker", "gshadow"} & listing
+    assert passwd.count("\n") == 3  # the sandbox's own users, not the host's
+
+
+@pytest.mark.parametrize(
+    "escape",
+    [
+        "setsid sh -c 'sleep 300' >/dev/null 2>&1 &",
+        "(sh -c 'sleep 300 &' &) >/dev/null 2>&1",
+        "nohup setsid sh -c '(sleep 300 &)' >/dev/null 2>&1 &",
+    ],
+    ids=["setsid", "double-fork", "setsid-double-fork"],
+)
+def test_nothing_a_command_starts_outlives_it(sandbox_factory: SandboxFactory, escape: str) -> None:
+    box = sandbox_factory()
+    assert box.run(escape).exit_code == 0
+    alive = box.run("for p in /proc/[0-9]*; do cat $p/cmdline 2>/dev/null; echo; done")
+    assert "sleep300" not in alive.stdout.replace("\0", "")
+
+
+def test_nested_git_directories_and_git_files_are_inert(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    host = tmp_path / "host-repo"
+    host.mkdir()
+    (host / "secret.txt").write_text("CANARY_HOST_REPO\n")
+    import subprocess
+
+    subprocess.run(["git", "init", "-q", str(host)], check=True)
+    subprocess.run(["git", "-C", str(host), "add", "-A"], check=True)
+    box = sandbox_factory()
+    made = box.run(
+        "mkdir -p vendor/lib && cd vendor/lib && git init -q 2>/dev/null || mkdir -p .git; "
+        "cd /workspace && echo x > vendor/lib/code.py && "
+        f"mkdir -p sub && printf 'gitdir: {host}/.git\\n' > sub/.git && echo y > sub/file.txt"
+    )
+    assert made.exit_code == 0, made.stderr
+    changes = box.changes()
+    assert set(changes.added) == {"vendor/lib/code.py", "sub/file.txt"}
+    assert "CANARY_HOST_REPO" not in changes.patch
+    assert "secret.txt" not in changes.patch
+    assert "sub/.git" in changes.skipped

@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 from tests.conftest import run_cli
-from tests.integration.conftest import DOCKER_TCP, IMAGE, MINIMAL_IMAGE, SandboxFactory, config_for
+from tests.integration.conftest import (
+    DOCKER_TCP,
+    IMAGE,
+    MINIMAL_IMAGE,
+    SandboxFactory,
+    commit,
+    config_for,
+)
 
 from astraforge.sandbox import DockerConfig, open_sandbox
 
@@ -53,6 +60,7 @@ def test_changes_follow_gitignore_and_skip_build_leftovers(
 ) -> None:
     (repo / ".gitignore").write_text("build/\n")
     (repo / "pkg" / "tracked.log").write_text("kept\n")
+    commit(repo)
     box = sandbox_factory()
     box.run(
         "mkdir -p build pkg/__pycache__ .pytest_cache && echo x > build/out.o "

@@ -49,7 +49,7 @@ def test_github_actions_log_summary_and_outputs(tmp_path: Path) -> None:
     assert log[2] == "using token [REDACTED]"
     start = re.fullmatch(r"::stop-commands::([0-9a-f]{32})", log[3])
     assert start is not None
-    assert log[4:6] == ["::set-output name=pwned::1", "::error::fake"]
+    assert log[4:6] == ["\\::set-output name=pwned::1", "\\::error::fake"]  # fenced and escaped
     assert log[6] == f"::{start[1]}::"
     assert log[7] == "::endgroup::"
     assert log[8] == "::error::the patch touches .github/workflows%0Aline two"

@@ -217,6 +217,8 @@ def test_bad_policy_is_one_clear_error(tmp_path: Path) -> None:
 
 
 def test_repository_policy_is_read_from_the_base_commit(tmp_path: Path) -> None:
+    from astraforge import config
+
     repo = samples.make_repo(
         tmp_path / "r",
         {
@@ -225,9 +227,11 @@ def test_repository_policy_is_read_from_the_base_commit(tmp_path: Path) -> None:
         },
     )
     (repo / "ci" / "policy.yml").write_text("version: 1\ndiff:\n  max_files: 999\n")
-    assert policy.load_for(repo, "ci/policy.yml").diff.max_files == 3  # not the working tree
-    with pytest.raises(ConfigError, match="not in the repository's base branch"):
-        policy.load_for(repo, "ci/missing.yml")
+    cfg = config.load(repo, env={})
+    assert config.load_policy(repo, cfg, {}).diff.max_files == 3  # not the working tree
+    missing = cfg.model_copy(update={"policy": "ci/missing.yml"})
+    with pytest.raises(ConfigError, match="not in the repository's base commit"):
+        config.load_policy(repo, missing, {})
 
 
 def test_command_rules() -> None:

@@ -339,6 +339,11 @@ def make_model(
                 "at a server that needs no key",
             )
         key = "unused"  # local servers (Ollama, vLLM) accept any key
+    else:
+        from astraforge import credentials
+
+        held = credentials.for_run(env, model=(config.base_url, config.api_key_env))
+        held.check(config.base_url or OPENAI_URL, key)
     return OpenAIModel(config, key, on_retry)
 
 

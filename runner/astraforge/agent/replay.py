@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from astraforge.agent.outcome import sha256
-from astraforge.agent.run import base_commit
 from astraforge.agent.tools import Toolbox
 from astraforge.agent.trajectory import read_events
 from astraforge.errors import PayloadError, UsageError
-from astraforge.git import run_git
+from astraforge.git import head_commit, run_git
 from astraforge.sandbox import open_sandbox
 from astraforge.sandbox.config import SandboxSpec
 
@@ -77,7 +76,7 @@ def _starting_tree(repo: Path, commit: str | None) -> Iterator[Path]:
     commit, else that commit exported to a temporary directory."""
     if not repo.is_dir():
         raise UsageError(f"{repo}: not a directory", "pass the repository with --repo")
-    if commit is None or base_commit(repo) == commit:
+    if commit is None or head_commit(repo) == commit:
         yield repo
         return
     if run_git(["cat-file", "-e", f"{commit}^{{commit}}"], repo, check=False).returncode:

@@ -18,7 +18,7 @@ from astraforge.agent.trajectory import Trajectory
 from astraforge.config import Config
 from astraforge.context.prompt import build_prompt
 from astraforge.errors import AstraForgeError, SandboxError
-from astraforge.git import run_git
+from astraforge.git import head_commit
 from astraforge.policy.model import Policy
 from astraforge.redact import Redactor, secrets_from_env
 from astraforge.sandbox import Sandbox, open_sandbox
@@ -35,13 +35,6 @@ class AgentRun:
     outcome: Outcome
     out: Path
     error: BaseException | None = None
-
-
-def base_commit(repo: Path) -> str | None:
-    if not (repo / ".git").exists():
-        return None
-    result = run_git(["rev-parse", "--verify", "HEAD"], repo, check=False)
-    return result.stdout.decode().strip() or None if result.returncode == 0 else None
 
 
 def run_tests(sandbox: Sandbox, phase: str, command: str, trajectory: Trajectory) -> TestRun:
@@ -94,7 +87,7 @@ def run_agent(
             model=describe_model(config.model),
             engine=config.engine,
             task=task.public_dict(),
-            base_commit=base_commit(repo),
+            base_commit=head_commit(repo),
             setup=config.setup,
             test_command=test_command,
             budgets=budget.limits.model_dump(),

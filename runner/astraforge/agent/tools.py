@@ -16,9 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from astraforge.sandbox import Sandbox
-from astraforge.sandbox.config import WORKSPACE
-from astraforge.sandbox.workspace import confine
+from astraforge.sandbox import Sandbox, confine
 
 MAX_RESULT = 20_000  # characters of a tool result shown to the model (head and tail)
 MAX_READ_LINES = 2000
@@ -194,7 +192,8 @@ class Toolbox:
 
     # -- paths ------------------------------------------------------------------------------
     def resolve(self, path: str) -> str:
-        """The path relative to the workspace, after checking where it really leads."""
+        """The path relative to the workspace, if the policy lets the tools touch it. The
+        sandbox itself follows a symlink only when it stays inside the workspace."""
         try:
             parts = confine(path)
         except PermissionError:
@@ -204,13 +203,6 @@ class Toolbox:
             if reason:
                 self.refusals.append(f"{path}: {reason}")
                 raise ToolError(f"refused by policy: {reason}")
-        lexical = "/".join([WORKSPACE, *parts])
-        probe = self.sandbox.run(f"realpath -m -- {shlex.quote(lexical)}", timeout=30)
-        real = probe.stdout.strip()
-        if probe.ok and real and real != lexical:
-            if real != WORKSPACE and not real.startswith(WORKSPACE + "/"):
-                raise ToolError(f"{path} is a symlink leading outside the repository; not followed")
-            return real[len(WORKSPACE) + 1 :]
         return "/".join(parts)
 
     # -- tools ------------------------------------------------------------------------------
@@ -296,7 +288,7 @@ class Toolbox:
         return ToolResult(f"edited {args.path} at line {line}")
 
     def _search(self, args: Search, time_left: float | None) -> ToolResult:
-        rel = self.resolve(args.path or ".") or "."
+        rel = self.sandbox.resolve(self.resolve(args.path or ".")) or "."
         grep = f"grep -rnIE --exclude-dir=.git -e {shlex.quote(args.pattern)} -- {shlex.quote(rel)}"
         result = self.sandbox.run(
             f'(f=$(mktemp); {grep} >"$f"; s=$?; head -n {MAX_MATCHES + 1} "$f" | cut -c1-400;'
@@ -315,7 +307,7 @@ class Toolbox:
         return ToolResult(cap(text))
 
     def _list_dir(self, args: ListDir, time_left: float | None) -> ToolResult:
-        rel = self.resolve(args.path) or "."
+        rel = self.sandbox.resolve(self.resolve(args.path)) or "."
         result = self.sandbox.run(f"ls -A1F -- {shlex.quote(rel)}", timeout=60)
         if not result.ok:
             raise ToolError(result.stderr.strip() or f"cannot list {args.path}")

@@ -7,7 +7,10 @@ job summary, in each CI system's own format.
 - GitLab CI: collapsible sections, a dotenv report with the outputs, artifact paths.
 - Terminal: plain lines with a phase header and elapsed time.
 
-Every line goes through the redactor first, whatever the CI system masks on its own.
+Every line goes through :func:`neutralize` and the redactor, whatever the CI system masks on
+its own: text from outside (titles, file names, check details, error messages, model output)
+can never issue a workflow command or a section marker, and only the runner's own commands
+are written raw.
 """
 
 from __future__ import annotations
@@ -23,7 +26,20 @@ from typing import IO, Protocol
 
 from astraforge.redact import Redactor
 
-OUTPUTS = ("conclusion", "pr_url", "pr_number", "branch", "trajectory_file")
+# ESC and CSI sequences (colours, cursor moves, GitLab's \e[0K), then other C0 controls.
+_ESCAPES = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])?")
+_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_COMMAND_START = re.compile(r"^(\s*)::")  # GitHub: `::name ...::` at the start of a line
+
+
+def neutralize(text: str) -> str:
+    """Text that cannot issue a CI workflow command: escape sequences and control characters
+    are removed, a bare CR becomes a line break, and a line that would start a GitHub command
+    (``::``, after any blanks) or hold a v1 command (``##[``) is escaped with a backslash."""
+    text = _ESCAPES.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = _CONTROLS.sub("", text)
+    lines = [_COMMAND_START.sub(r"\1\\::", line) for line in text.split("\n")]
+    return "\n".join(lines).replace("##[", "##\\[")
 
 
 class CI(Protocol):
@@ -52,7 +68,13 @@ class Terminal:
         self._started = time.monotonic()
 
     def _write(self, text: str) -> None:
-        self.stream.write(self.redact(text) + "\n")
+        """Data lines: redacted and neutralized."""
+        self.stream.write(neutralize(self.redact(text)) + "\n")
+        self.stream.flush()
+
+    def _command(self, line: str) -> None:
+        """One of the runner's own workflow commands, written as it is."""
+        self.stream.write(line + "\n")
         self.stream.flush()
 
     @contextlib.contextmanager
@@ -89,6 +111,10 @@ def _escape_data(text: str) -> str:
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
+def _one_line(text: str) -> str:
+    return " ".join(neutralize(text).split())
+
+
 class GitHubActions(Terminal):
     def __init__(
         self, env: Mapping[str, str], redact: Redactor | None = None, stream: IO[str] | None = None
@@ -101,30 +127,31 @@ class GitHubActions(Terminal):
 
     @contextlib.contextmanager
     def group(self, name: str) -> Iterator[None]:
-        self._write(f"::group::{name}")
+        self._command(f"::group::{_one_line(self.redact(name))}")
         try:
             yield
         finally:
-            self._write("::endgroup::")
+            self._command("::endgroup::")
 
     def mask(self, secret: str) -> None:
         super().mask(secret)
         for line in secret.splitlines():
             if line.strip():
                 # written raw: the runner must see the value to mask it
-                self.stream.write(f"::add-mask::{line}\n")
-        self.stream.flush()
+                self._command(f"::add-mask::{line}")
 
     def annotate(self, level: str, message: str) -> None:
         kind = "error" if level == "error" else ("warning" if level == "warning" else "notice")
-        self._write(f"::{kind}::{_escape_data(message)}")
+        text = neutralize(self.redact(message))
+        self._command(f"::{kind}::{_escape_data(text)}")
 
     def untrusted(self, text: str) -> None:
+        """Text from outside, fenced by stop-commands as well as neutralized line by line."""
         token = secrets.token_hex(16)
-        self._write(f"::stop-commands::{token}")
+        self._command(f"::stop-commands::{token}")
         for line in text.splitlines():
             self._write(line)
-        self._write(f"::{token}::")
+        self._command(f"::{token}::")
 
     def set_output(self, key: str, value: str) -> None:
         self.outputs[key] = value
@@ -163,19 +190,19 @@ class GitLabCI(Terminal):
     def group(self, name: str) -> Iterator[None]:
         self._count += 1
         section = f"astraforge_{self._count}_{_SECTION_NAME.sub('_', name.lower())}"[:60]
-        self.stream.write(
+        self._command(
             f"\x1b[0Ksection_start:{int(time.time())}:{section}[collapsed=false]\r\x1b[0K"
-            f"{self.redact(name)}\n"
+            f"{_one_line(self.redact(name))}"
         )
         try:
             yield
         finally:
-            self.stream.write(f"\x1b[0Ksection_end:{int(time.time())}:{section}\r\x1b[0K\n")
-            self.stream.flush()
+            self._command(f"\x1b[0Ksection_end:{int(time.time())}:{section}\r\x1b[0K")
 
     def annotate(self, level: str, message: str) -> None:
         color = {"error": "31", "warning": "33"}.get(level, "36")
-        self._write(f"\x1b[{color}m{level.upper()}: {message}\x1b[0m")
+        text = neutralize(self.redact(f"{level.upper()}: {message}"))
+        self._command(f"\x1b[{color}m{text}\x1b[0m")
 
     def set_output(self, key: str, value: str) -> None:
         self.outputs[key] = value

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from astraforge import credentials
 from astraforge.config import ContextConfig
 from astraforge.context import code, repo, sentry_api, traces
 from astraforge.context.paths import RepoIndex
@@ -114,10 +115,12 @@ def _fetch(task: Task, config: ContextConfig, env: Mapping[str, str], notes: lis
             "so the issue's latest event was not fetched"
         )
         return task
-    base = env.get("SENTRY_URL") or config.sentry_url
+    base = config.sentry_url
+    held = credentials.for_run(env, sentry=(base, config.sentry_token_env))
     try:
+        held.check(base, token)
         event = sentry_api.fetch_latest_event(base, token, alert.issue_id, alert.organization)
-    except sentry_api.FetchError as exc:
+    except (sentry_api.FetchError, credentials.CredentialError) as exc:
         notes.append(exc.one_line())
         return task
     try:

@@ -23,6 +23,24 @@ class FetchError(AstraForgeError):
     """The event could not be fetched; the run goes on without its frames."""
 
 
+class _SameHostRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect only to the same scheme and host: the token goes nowhere else."""
+
+    def redirect_request(
+        self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str
+    ) -> Any:
+        old, new = urllib.parse.urlsplit(req.full_url), urllib.parse.urlsplit(newurl)
+        if (old.scheme, old.netloc) != (new.scheme, new.netloc):
+            raise FetchError(
+                f"Sentry redirected to another host ({new.netloc}); the token is not sent there",
+                "set context.sentry_url (SENTRY_URL) to the final address",
+            )
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_SameHostRedirects)
+
+
 def latest_event_urls(base_url: str, issue_id: str, organization: str | None) -> list[str]:
     base = base_url.rstrip("/")
     issue = urllib.parse.quote(issue_id, safe="")
@@ -43,7 +61,7 @@ def fetch_latest_event(
             url, headers={"Authorization": f"Bearer {token}", "Accept": "application/json"}
         )
         try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT) as response:  # noqa: S310
+            with _OPENER.open(request, timeout=TIMEOUT) as response:
                 data = response.read(MAX_BYTES + 1)
         except urllib.error.HTTPError as exc:
             if exc.code in (401, 403):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from astraforge import credentials
 from astraforge.errors import ForgeError, UsageError
 from astraforge.forges.base import Forge
 
@@ -47,6 +48,7 @@ def open_forge(
                 "contents, pull-requests and issues: write)",
             )
         api = env.get("GITHUB_API_URL") or API_URL
+        credentials.for_run(env).check(api, token)
         return GitHubForge(need_repository(), token.strip(), api)
     if kind == "gitlab":
         from astraforge.forges.gitlab import SERVER_URL, GitLabForge
@@ -62,5 +64,6 @@ def open_forge(
                 "masked CI/CD variable GITLAB_TOKEN",
             )
         server = env.get("CI_SERVER_URL") or SERVER_URL
+        credentials.for_run(env).check(server, token)
         return GitLabForge(need_repository(), token.strip(), server, job_token=job_token)
     raise UsageError(f"unknown forge {kind!r}", f"choose one of {', '.join(FORGES)}")

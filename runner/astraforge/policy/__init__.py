@@ -9,13 +9,14 @@ from astraforge.config import Budgets
 from astraforge.forges.base import Forge, at_least
 from astraforge.globs import matches
 from astraforge.policy.checks import Check, blocked, check_patch, parse_patch
+from astraforge.policy.merge import tighten
 from astraforge.policy.model import (
     Policy,
     TriggerPolicy,
     default,
     json_schema,
     load_file,
-    load_for,
+    parse,
 )
 from astraforge.task import Task
 
@@ -31,9 +32,10 @@ __all__ = [
     "default",
     "json_schema",
     "load_file",
-    "load_for",
+    "parse",
     "parse_patch",
     "read_check",
+    "tighten",
 ]
 
 

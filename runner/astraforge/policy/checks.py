@@ -7,19 +7,13 @@ make. Every check is reported, passed or not, with the rule that decided it.
 from __future__ import annotations
 
 import posixpath
-import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from astraforge.globs import matches
+from astraforge.policy import secrets
 from astraforge.policy.model import Policy
-from astraforge.redact import _TOKENS, Redactor
-
-PRAGMA = re.compile(r"pragma:\s*allowlist\s*(?:nextline\s*)?secret", re.IGNORECASE)
-_PIECE = re.compile(r"[A-Za-z0-9_\-+/.~%]+")
-MIN_PIECE = 4
-MAX_GAP = 4  # tokens allowed between two pieces (names, operators)
 
 
 @dataclass
@@ -240,78 +234,13 @@ def _secrets(
 
 def scan_lines(lines: list[str], known: list[str], policy: Policy) -> list[str]:
     """What looks like a secret in ``lines``; the secret itself is never named."""
-    found: list[str] = []
-    text = "\n".join(PRAGMA.sub("", line) for line in lines)
-    redactor = Redactor(known)
-    if known and redactor(text) != text:
-        found.append("a secret value of this run")
-    elif known and _split_up(text, redactor.secrets):
-        found.append("a secret value of this run, split up")
-    tokens = {_token_kind(m.group(0)) for m in _TOKENS.finditer(text)}
-    found += sorted(tokens)
-    found += _detect_secrets(text.splitlines(), policy.secrets.plugins)
+    found = secrets.scan(lines, known)
+    found += _detect_secrets([secrets.PRAGMA.sub("", line) for line in lines], policy)
     return list(dict.fromkeys(found))
 
 
-def _split_up(text: str, forms: Iterable[str]) -> bool:
-    """Whether a secret form is spelled out in consecutive pieces (string literals split over
-    lines, concatenations), with a few other tokens allowed between the pieces."""
-    tokens = _PIECE.findall(text)
-    for form in forms:
-        if len(form) < 2 * MIN_PIECE:
-            continue
-        for start, token in enumerate(tokens):
-            covered = _head(token, form)
-            if covered < MIN_PIECE:
-                continue
-            gap = 0
-            for nxt in tokens[start + 1 :]:
-                if covered == len(form):
-                    break
-                rest = form[covered:]
-                if len(nxt) >= MIN_PIECE and (nxt.startswith(rest) or rest.startswith(nxt)):
-                    covered, gap = covered + min(len(nxt), len(rest)), 0
-                else:
-                    gap += 1
-                    if gap > MAX_GAP:
-                        break
-            if covered == len(form):
-                return True
-    return False
-
-
-def _head(token: str, form: str) -> int:
-    """Length of the longest end of ``token`` that begins ``form`` (0 if too short)."""
-    for i in range(max(0, len(token) - len(form)), len(token) - MIN_PIECE + 1):
-        if form.startswith(token[i:]):
-            return len(token) - i
-    return 0
-
-
-def _token_kind(token: str) -> str:
-    for prefix, kind in (
-        ("ghp_", "a GitHub token"),
-        ("gho_", "a GitHub token"),
-        ("ghu_", "a GitHub token"),
-        ("ghs_", "a GitHub token"),
-        ("ghr_", "a GitHub token"),
-        ("github_pat_", "a GitHub token"),
-        ("glpat-", "a GitLab token"),
-        ("gl", "a GitLab token"),
-        ("sk-ant-", "an Anthropic key"),
-        ("sk-", "an OpenAI key"),
-        ("AKIA", "an AWS key"),
-        ("ASIA", "an AWS key"),
-        ("xox", "a Slack token"),
-        ("sntry", "a Sentry token"),
-        ("http", "a Sentry DSN"),
-    ):
-        if token.startswith(prefix):
-            return kind
-    return "a bearer token"
-
-
-def _detect_secrets(lines: list[str], plugins: list[str]) -> list[str]:
+def _detect_secrets(lines: list[str], policy: Policy) -> list[str]:
+    plugins = policy.secrets.plugins
     if not plugins or not lines:
         return []
     from detect_secrets.core.scan import scan_line

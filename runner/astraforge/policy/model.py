@@ -173,21 +173,6 @@ def load_file(path: Path) -> Policy:
     return parse(text, str(path))
 
 
-def load_for(checkout: Path, policy_path: str | None) -> Policy:
-    """The repository's policy from its base commit, or the bundled default."""
-    if not policy_path:
-        return default()
-    from astraforge.context.repo import read_base
-
-    text = read_base(checkout, policy_path, limit=1024 * 1024)
-    if text is None:
-        raise ConfigError(
-            f"policy file {policy_path} is not in the repository's base branch",
-            "commit it to the default branch, or remove `policy:` from .astraforge.yml",
-        )
-    return parse(text, f"{policy_path} (base branch)")
-
-
 def json_schema() -> str:
     schema = Policy.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from astraforge.sandbox.base import ExecResult, Sandbox, SandboxConfig
+from astraforge.sandbox.base import Changes, ExecResult, Sandbox, SandboxConfig, confine
 from astraforge.sandbox.config import BwrapConfig, DockerConfig, SandboxSpec
 
 __all__ = [
     "BwrapConfig",
+    "Changes",
     "DockerConfig",
     "ExecResult",
     "Sandbox",
     "SandboxConfig",
     "SandboxSpec",
+    "confine",
     "open_sandbox",
 ]
 

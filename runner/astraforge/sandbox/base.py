@@ -1,15 +1,33 @@
-"""The Sandbox protocol and its result types."""
+"""The sandbox contract, and everything the backends share.
+
+:class:`Sandbox` is the one abstract base: a backend only creates its isolated process with a
+shell on stdin (:meth:`_launch`), copies the starting files in, and tears it down. Running
+commands, the file operations, setup, the change list and the lifecycle are written once
+here, on top of the persistent :class:`~astraforge.sandbox.session.ShellSession`.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import base64
+import shlex
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Self
 
 from astraforge.errors import SandboxError
-from astraforge.sandbox.config import BwrapConfig, DockerConfig
+from astraforge.sandbox.config import WORKSPACE, BwrapConfig, DockerConfig
+from astraforge.sandbox.session import ShellSession
+from astraforge.sandbox.shadow import JUNK_DIRS, Changes, Shadow
+from astraforge.sandbox.tree import SYMLINK, Entry, Source, blob_id
 
 SandboxConfig = DockerConfig | BwrapConfig
+MAX_FILE = 32 * 1024 * 1024  # bytes of one file read through the session
+MAX_CHANGES = 512 * 1024 * 1024  # bytes of changed files fetched back
+FILE_TIMEOUT = 120.0
+
+__all__ = ["Changes", "ExecResult", "Sandbox", "SandboxConfig", "confine"]
 
 
 @dataclass(frozen=True)
@@ -28,76 +46,85 @@ class ExecResult:
 
 
 @dataclass(frozen=True)
-class Changes:
-    """The workspace against its starting point."""
-
-    added: list[str] = field(default_factory=list)
-    modified: list[str] = field(default_factory=list)
-    deleted: list[str] = field(default_factory=list)
-    patch: str = ""
-    skipped: list[str] = field(default_factory=list)
-    base_tree: str = ""  # git tree id of the starting workspace
-
-    @property
-    def empty(self) -> bool:
-        return not (self.added or self.modified or self.deleted)
+class _Stat:
+    inode: str
+    size: int
+    mtime: str
+    ctime: str
+    mode: int  # st_mode
 
 
-class Sandbox(Protocol):
-    def __enter__(self) -> Self: ...
+def confine(path: str) -> list[str]:
+    """The parts of a path inside the sandbox's workspace, resolved lexically.
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-    def start(self) -> None: ...
-
-    def stop(self) -> None: ...
-
-    def setup(self, commands: list[str]) -> list[ExecResult]: ...
-
-    def run(
-        self, cmd: str, timeout: float | None = None, env: dict[str, str] | None = None
-    ) -> ExecResult: ...
-
-    def read_file(self, path: str) -> bytes: ...
-
-    def write_file(self, path: str, data: bytes) -> None: ...
-
-    def list_files(self) -> list[str]: ...
-
-    def changes(self) -> Changes: ...
+    Relative paths are taken from the workspace; absolute ones must lie under it; ``..``
+    may not leave it.
+    """
+    text = path[len(WORKSPACE) + 1 :] if path.startswith(WORKSPACE + "/") else path
+    if text == WORKSPACE:
+        text = ""
+    if text.startswith("/"):
+        raise PermissionError(f"{path} is outside the workspace")
+    parts: list[str] = []
+    for part in text.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not parts:
+                raise PermissionError(f"{path} is outside the workspace")
+            parts.pop()
+        else:
+            parts.append(part)
+    return parts
 
 
-class Lifecycle:
-    """What every backend shares: context management, cleanup on a failed start, setup."""
+# The listing a change set is computed from: every non-directory outside .git and build
+# leftovers, with inode, size, mtime, ctime and mode; names holding a newline are listed
+# apart (NUL-separated) and never taken.
+_PRUNE = " -o ".join(f"-name {shlex.quote(n)}" for n in (".git", *JUNK_DIRS))
+LISTING = (
+    f"cd {WORKSPACE} && "
+    f'find . \\( {_PRUNE} -o -name "*$__af_nl*" \\) -prune -o ! -type d '
+    "-exec stat -c '%i %s %Y %Z %f %n' {} + && "
+    f'find . \\( -name .git -o -name "*$__af_nl*" \\) ! -path ./.git -print0 >&2'
+)
+
+
+class Sandbox(ABC):
+    """A started sandbox holds a copy of the starting files and one shell session."""
 
     config: SandboxConfig
 
-    def _start(self) -> None:
-        raise NotImplementedError
+    def __init__(
+        self, config: SandboxConfig, workspace: Path | str, *, run_id: str | None = None
+    ) -> None:
+        import uuid
 
-    def stop(self) -> None:
-        raise NotImplementedError
+        self.config = config
+        self.workspace = Path(workspace)
+        self.run_id = run_id or uuid.uuid4().hex[:12]
+        self._session: ShellSession | None = None
+        self._shadow: Shadow | None = None
+        self._start_state: dict[str, _Stat] = {}
 
-    def _session_run(self, cmd: str, timeout: float, env: dict[str, str] | None) -> ExecResult:
-        raise NotImplementedError
+    # -- what a backend provides ------------------------------------------------------------
+    @abstractmethod
+    def _launch(self, source: Source, shadow: Shadow) -> ShellSession:
+        """Create the isolated process, copy ``source`` in (recording each entry in
+        ``shadow``), and return its started session."""
 
-    def _go_offline(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _teardown(self) -> None:
+        """Remove everything the sandbox made; safe to call more than once."""
 
-    def run(
-        self, cmd: str, timeout: float | None = None, env: dict[str, str] | None = None
-    ) -> ExecResult:
-        """Run one agent-phase command: the sandbox goes offline first if setup had network."""
-        if getattr(self, "_session", None) is None:
-            raise SandboxError("the sandbox is not started")
-        self._go_offline()
-        return self._session_run(cmd, timeout or self.config.command_timeout, env)
+    def _go_offline(self) -> None:  # noqa: B027 - optional: most sandboxes start offline
+        """Leave the setup network, if the sandbox had one."""
 
+    def _oom_since(self, since: float) -> bool:
+        """Whether the sandbox hit its memory limit since ``since`` (time.time())."""
+        return False
+
+    # -- lifecycle --------------------------------------------------------------------------
     def __enter__(self) -> Self:
         self.start()
         return self
@@ -111,19 +138,184 @@ class Lifecycle:
         self.stop()
 
     def start(self) -> None:
+        """Create the sandbox and copy the starting files in; cleans up if that fails."""
         try:
-            self._start()
+            source = Source(
+                self.workspace, exclude=self.config.exclude, include=self.config.include
+            )
+            self._shadow = Shadow(source.objects)
+            self._session = self._launch(source, self._shadow)
+            self._shadow.seal()
+            self._start_state, _ = self._listing()
         except BaseException:
             self.stop()
             raise
+
+    def stop(self) -> None:
+        self._teardown()
+        self._session = None
+        if self._shadow is not None:
+            self._shadow.close()
+            self._shadow = None
+
+    def _live(self) -> ShellSession:
+        if self._session is None:
+            raise SandboxError("the sandbox is not started")
+        return self._session
+
+    # -- commands ---------------------------------------------------------------------------
+    def _exec(self, cmd: str, timeout: float, env: dict[str, str] | None = None) -> ExecResult:
+        import time
+
+        started = time.time()
+        raw = self._live().run(cmd, timeout, env)
+        oom = raw.exit_code == 137 and not raw.timed_out and self._oom_since(started)
+        return ExecResult(
+            exit_code=raw.exit_code,
+            stdout=raw.stdout,
+            stderr=raw.stderr,
+            truncated=raw.truncated,
+            duration=raw.duration,
+            timed_out=raw.timed_out,
+            oom_killed=oom,
+        )
+
+    def run(
+        self, cmd: str, timeout: float | None = None, env: dict[str, str] | None = None
+    ) -> ExecResult:
+        """Run one agent-phase command: the sandbox goes offline first if setup had network."""
+        self._live()
+        self._go_offline()
+        return self._exec(cmd, timeout or self.config.command_timeout, env)
 
     def setup(self, commands: list[str]) -> list[ExecResult]:
         """Run setup commands (with network if the config allows it), then go offline."""
         results = []
         for command in commands:
-            result = self._session_run(command, self.config.setup_timeout, None)
+            result = self._exec(command, self.config.setup_timeout)
             results.append(result)
             if not result.ok:
                 break
         self._go_offline()
         return results
+
+    # -- files ------------------------------------------------------------------------------
+    def _path(self, path: str) -> str:
+        return "/".join([WORKSPACE, *confine(path)])
+
+    def resolve(self, path: str) -> str:
+        """Where ``path`` really is, relative to the workspace ("" for its root): symlinks
+        are followed only while they stay inside it."""
+        target = self._path(path)
+        raw = self._live().run(
+            f'__af_real {shlex.quote(target)} {shlex.quote(path)} && printf %s "$__af_r"',
+            FILE_TIMEOUT,
+        )
+        _raise_for(raw.exit_code, raw.stderr, path)
+        real = raw.data.decode("utf-8", "surrogateescape")
+        return "" if real == WORKSPACE else real[len(WORKSPACE) + 1 :]
+
+    def read_file(self, path: str) -> bytes:
+        """A regular file's bytes; symlinks are followed only inside the workspace, and a
+        FIFO, socket or device is refused at once."""
+        target = self._path(path)
+        raw = self._live().run(
+            f"__af_read {shlex.quote(target)} {shlex.quote(path)}", FILE_TIMEOUT, limit=MAX_FILE
+        )
+        _raise_for(raw.exit_code, raw.stderr, path)
+        if raw.truncated:
+            raise OSError(f"{path} is larger than {MAX_FILE // 2**20} MiB")
+        return raw.data
+
+    def write_file(self, path: str, data: bytes) -> None:
+        """Create or overwrite a regular file; an existing file keeps its mode."""
+        target = self._path(path)
+        if target == WORKSPACE:
+            raise IsADirectoryError(path)
+        encoded = base64.encodebytes(data).decode()
+        raw = self._live().run(
+            f"__af_write {shlex.quote(target)} {shlex.quote(path)} <<'__AF_B64__'\n"
+            f"{encoded}__AF_B64__",
+            FILE_TIMEOUT,
+        )
+        _raise_for(raw.exit_code, raw.stderr, path)
+
+    def list_files(self) -> list[str]:
+        """Every file and symlink in the workspace, outside .git and build leftovers."""
+        return sorted(self._listing()[0])
+
+    # -- changes ----------------------------------------------------------------------------
+    def _listing(self) -> tuple[dict[str, _Stat], list[str]]:
+        raw = self._live().run(LISTING, FILE_TIMEOUT, limit=MAX_CHANGES)
+        if raw.exit_code != 0 or raw.truncated:
+            raise SandboxError(f"listing the workspace failed: {raw.stderr.strip()[-300:]}")
+        found: dict[str, _Stat] = {}
+        for line in raw.data.decode("utf-8", "surrogateescape").splitlines():
+            fields = line.split(" ", 5)
+            if len(fields) != 6 or not fields[5].startswith("./"):
+                raise SandboxError(f"unexpected line in the workspace listing: {line[:200]!r}")
+            inode, size, mtime, ctime, mode, name = fields
+            found[name[2:]] = _Stat(inode, int(size), mtime, ctime, int(mode, 16))
+        odd = [p.removeprefix("./") for p in raw.stderr.split("\0") if p.startswith("./")]
+        return found, odd
+
+    def changes(self) -> Changes:
+        """The workspace's diff against its starting files, as a git patch. Only files whose
+        inode, size, times or mode changed are fetched; modes, symlinks and deletions are
+        exact, and a link is never followed on the runner."""
+        if self._shadow is None:
+            raise SandboxError("the sandbox is not started")
+        now, odd = self._listing()
+        wanted = []
+        skipped = list(odd)
+        for path, stat in now.items():
+            kind = stat.mode & 0o170000
+            if kind not in (0o100000, 0o120000):
+                skipped.append(path)  # FIFOs, sockets, devices
+                continue
+            if self._start_state.get(path) != stat:
+                wanted.append(path)
+        fetched = self._fetch(wanted) if wanted else []
+        present = [p for p in now if p not in skipped]
+        return self._shadow.diff(present, fetched, skipped)
+
+    def _fetch(self, paths: list[str]) -> list[Entry]:
+        """The content and mode of ``paths``, as one tar streamed through the session."""
+        import io
+        import tarfile
+
+        listing = " ".join(shlex.quote("./" + p) for p in paths)
+        raw = self._live().run(
+            f"cd {WORKSPACE} && tar -cf - -- {listing}", FILE_TIMEOUT, limit=MAX_CHANGES
+        )
+        if raw.exit_code != 0 or raw.truncated:
+            raise SandboxError(
+                f"fetching the changed files failed: {raw.stderr.strip()[-300:]}",
+                "the change may be too large, or the image lacks tar",
+            )
+        entries = []
+        with tarfile.open(fileobj=io.BytesIO(raw.data), mode="r:") as tar:
+            for member in tar:
+                path = member.name.removeprefix("./")
+                if member.issym():
+                    data = member.linkname.encode("utf-8", "surrogateescape")
+                    entries.append(Entry(path, SYMLINK, data, blob_id(data)))
+                elif member.isreg():
+                    handle = tar.extractfile(member)
+                    data = handle.read() if handle else b""
+                    mode = 0o100755 if member.mode & 0o100 else 0o100644
+                    entries.append(Entry(path, mode, data, blob_id(data)))
+        return entries
+
+
+def _raise_for(code: int, stderr: str, path: str) -> None:
+    message = stderr.strip().splitlines()[-1] if stderr.strip() else f"{path}: error {code}"
+    if code == 0:
+        return
+    if code == 2:
+        raise FileNotFoundError(2, message, path)
+    if code == 3:
+        raise PermissionError(message)
+    if code == 4:
+        raise OSError(message)
+    raise OSError(message)

@@ -2,8 +2,10 @@
 
 The same protocol and, wherever bwrap can express them, the same defaults: every namespace
 unshared (so no network but ``lo``), all capabilities dropped, no new user namespaces inside,
-read-only system directories, size-capped tmpfs for /tmp and $HOME, a copy of the workspace
-as the only writable host directory, a clean environment, and death with the runner. As
+read-only system directories, only a short list of the host's /etc (users and hosts are the
+sandbox's own), size-capped tmpfs for /tmp, $HOME and the workspace (the starting files are
+copied in from a read-only staging directory), a clean environment, and death with the
+runner. As
 root, the sandbox runs under a dedicated unprivileged host uid (so the process limit counts
 only its own processes) and inside memory and pids cgroups when the host lets us create them.
 """
@@ -11,23 +13,25 @@ only its own processes) and inside memory and pids cgroups when the host lets us
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
 import subprocess
 import tempfile
 import threading
-import uuid
 from pathlib import Path
 from typing import IO
 
 from astraforge.errors import SandboxError
-from astraforge.sandbox.base import Changes, ExecResult, Lifecycle
+from astraforge.sandbox.base import ExecResult, Sandbox
 from astraforge.sandbox.config import HOME, SANDBOX_UID, TMP, WORKSPACE, BwrapConfig
 from astraforge.sandbox.session import STDERR, STDOUT, ShellSession
-from astraforge.sandbox.workspace import Shadow, extract, pack, resolve_nofollow
+from astraforge.sandbox.shadow import Shadow
+from astraforge.sandbox.tree import Source, write_staging
 
 HOST_UID = 61000  # the unprivileged host account a root runner drops to
+STAGED = "/.af-in"  # the starting files, read-only, copied into the capped workspace tmpfs
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
@@ -93,27 +97,24 @@ class _Cgroups:
                     threading.Event().wait(0.05)
 
 
-class BwrapSandbox(Lifecycle):
+class BwrapSandbox(Sandbox):
     config: BwrapConfig
 
     def __init__(
         self, config: BwrapConfig, workspace: os.PathLike[str] | str, *, run_id: str | None = None
     ) -> None:
-        self.config = config
-        self.source = Path(workspace)
-        self.run_id = run_id or uuid.uuid4().hex[:12]
+        super().__init__(config, Path(workspace), run_id=run_id)
         self._root: Path | None = None
-        self._ws: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
-        self._session: ShellSession | None = None
-        self._shadow: Shadow | None = None
         self._cgroups: _Cgroups | None = None
         self._lock = threading.Lock()
         self._bwrap = "bwrap"
         self._as_root = False
         self._online = False
+        self._child: int | None = None  # host pid of the sandbox's pid 1
+        self._oom_seen = 0
 
-    def _start(self) -> None:
+    def _launch(self, source: Source, shadow: Shadow) -> ShellSession:
         bwrap = shutil.which("bwrap")
         if bwrap is None:
             raise SandboxError(
@@ -121,43 +122,86 @@ class BwrapSandbox(Lifecycle):
                 "apt-get install bubblewrap, or use the docker backend",
             )
         self._root = Path(tempfile.mkdtemp(prefix=f"astraforge-bwrap-{self.run_id}-"))
-        self._ws = self._root / "workspace"
-        self._ws.mkdir()
-        with tempfile.TemporaryFile() as archive:
-            pack(self.source, archive, exclude=self.config.exclude)
-            self._shadow = Shadow(archive)
-            archive.seek(0)
-            extract(archive, self._ws)
-        as_root = os.geteuid() == 0
-        if as_root:
-            os.chmod(self._root, 0o755)  # noqa: S103 - the sandbox uid must traverse it
-            for path in [self._ws, *self._ws.rglob("*")]:
-                os.lchown(path, HOST_UID, HOST_UID)
+        os.chmod(self._root, 0o755)  # noqa: S103 - the sandbox uid must traverse it
+        self._write_etc(self._root / "etc")
+        write_staging((shadow.record(e) for e in source.entries()), self._stage())
+        self._bwrap, self._as_root = bwrap, os.geteuid() == 0
+        if self._as_root:
             self._cgroups = _Cgroups(
                 f"astraforge-{self.run_id}", self.config.memory_mb * 2**20, self.config.pids
             )
-        self._bwrap, self._as_root = bwrap, as_root
-        self._spawn(network=self.config.setup_network)
+        return self._spawn(network=self.config.setup_network)
 
-    def _spawn(self, network: bool) -> None:
-        """Start the shell: with the host network for setup only, else loopback only."""
-        argv = self._argv(self._bwrap, self._as_root, network)
+    def _stage(self) -> Path:
+        assert self._root is not None
+        stage = self._root / "in"
+        shutil.rmtree(stage, ignore_errors=True)
+        stage.mkdir(mode=0o755)
+        return stage
+
+    def _write_etc(self, etc: Path) -> None:
+        """The sandbox's own /etc files: its users and hosts, nothing of the host's."""
+        etc.mkdir(mode=0o755)
+        files = {
+            "passwd": f"root:x:0:0:root:/root:/usr/sbin/nologin\n"
+            f"sandbox:x:{SANDBOX_UID}:{SANDBOX_UID}:sandbox:{HOME}:/bin/sh\n"
+            "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+            "group": f"root:x:0:\nsandbox:x:{SANDBOX_UID}:\nnogroup:x:65534:\n",
+            "hosts": "127.0.0.1 localhost sandbox\n::1 localhost\n",
+            "hostname": "sandbox\n",
+        }
+        for name, text in files.items():
+            (etc / name).write_text(text)
+            os.chmod(etc / name, 0o644)
+
+    def _spawn(self, network: bool) -> ShellSession:
+        """Start the shell: with the host network for setup only, else loopback only; then
+        copy the staged files into the size-capped workspace."""
+        info_read, info_write = os.pipe()
+        argv = self._argv(self._bwrap, self._as_root, network, info_write)
         cgroups = self._cgroups
         self._online = network
-        self._proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env={},
-            start_new_session=True,
-            preexec_fn=cgroups.join if cgroups else None,
-        )
-        session = ShellSession(self._send, self.config.output_limit, WORKSPACE)
-        self._session = session
+        try:
+            self._proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env={},
+                start_new_session=True,
+                pass_fds=(info_write,),
+                preexec_fn=cgroups.join if cgroups else None,
+            )
+        finally:
+            os.close(info_write)
+        with os.fdopen(info_read, "rb") as info:
+            data = info.read()
+        try:
+            self._child = int(json.loads(data)["child-pid"])
+        except (ValueError, KeyError):
+            self._child = None
+        session = ShellSession(self._send, self._interrupt, self.config.output_limit, WORKSPACE)
         for stream, pipe in ((STDOUT, self._proc.stdout), (STDERR, self._proc.stderr)):
             threading.Thread(target=self._pump, args=(stream, pipe, session), daemon=True).start()
         session.start()
+        copied = session.run(f"cp -a {STAGED}/. {WORKSPACE}/", self.config.setup_timeout)
+        if copied.exit_code != 0:
+            raise SandboxError(
+                f"copying the workspace into the sandbox failed: {copied.stderr.strip()[-300:]}",
+                "raise sandbox.disk_mb if the repository is larger than the workspace cap",
+            )
+        shutil.rmtree(self._stage(), ignore_errors=True)
+        return session
+
+    def _interrupt(self) -> None:
+        """SIGUSR1 to the sandbox's shell (the child of its pid 1): its trap kills the
+        command."""
+        if self._child is None:
+            return
+        with contextlib.suppress(OSError, ValueError):
+            children = Path(f"/proc/{self._child}/task/{self._child}/children").read_text()
+            for pid in children.split()[:1]:
+                os.kill(int(pid), signal.SIGUSR1)
 
     def _kill_shell(self) -> None:
         if self._proc is not None:
@@ -168,13 +212,18 @@ class BwrapSandbox(Lifecycle):
             self._proc = None
 
     def _go_offline(self) -> None:
-        if self._online:
-            # A network namespace cannot be taken back: replace the shell with an offline one.
-            self._kill_shell()
-            self._spawn(network=False)
+        if not self._online:
+            return
+        # A network namespace cannot be taken back: carry the workspace over to a new,
+        # offline sandbox (the listing and the fetch never follow a link).
+        entries = self._fetch(sorted(self._listing()[0]))
+        self._kill_shell()
+        write_staging(entries, self._stage())
+        self._session = self._spawn(network=False)
 
-    def _argv(self, bwrap: str, as_root: bool, network: bool) -> list[str]:
+    def _argv(self, bwrap: str, as_root: bool, network: bool, info_fd: int) -> list[str]:
         cfg = self.config
+        assert self._root is not None
         limits = [
             "prlimit",
             f"--nofile={cfg.nofile}",
@@ -203,6 +252,8 @@ class BwrapSandbox(Lifecycle):
             "ALL",
             "--hostname",
             "sandbox",
+            "--info-fd",
+            str(info_fd),
         ]
         if network:
             args.append("--share-net")
@@ -211,6 +262,13 @@ class BwrapSandbox(Lifecycle):
                 args += ["--symlink", os.readlink(path), path]
             elif os.path.exists(path):
                 args += ["--ro-bind", path, path]
+        for path in cfg.etc:
+            if os.path.lexists(path):
+                args += ["--ro-bind", path, path]
+        if network:
+            args += ["--ro-bind-try", "/etc/resolv.conf", "/etc/resolv.conf"]
+        for name in ("passwd", "group", "hosts", "hostname"):
+            args += ["--ro-bind", str(self._root / "etc" / name), f"/etc/{name}"]
         args += [
             "--proc",
             "/proc",
@@ -224,27 +282,31 @@ class BwrapSandbox(Lifecycle):
             str(cfg.home_mb * 2**20),
             "--tmpfs",
             HOME,
-            "--bind",
-            str(self._ws),
+            "--size",
+            str(cfg.workspace_mb * 2**20),
+            "--tmpfs",
             WORKSPACE,
+            "--ro-bind",
+            str(self._root / "in"),
+            STAGED,
             "--remount-ro",
             "/",
             "--chdir",
             WORKSPACE,
             "--clearenv",
         ]
-        env = cfg.environment()
-        for key, value in env.items():
+        for key, value in cfg.environment().items():
             args += ["--setenv", key, value]
         return [*limits, *drop, *args, "/bin/sh"]
 
     def _send(self, data: bytes) -> None:
-        assert self._proc is not None
-        assert self._proc.stdin is not None
+        proc = self._proc
+        if proc is None or proc.stdin is None:
+            raise SandboxError("the sandbox shell is gone")
         with self._lock:
             try:
-                self._proc.stdin.write(data)
-                self._proc.stdin.flush()
+                proc.stdin.write(data)
+                proc.stdin.flush()
             except (BrokenPipeError, OSError) as exc:
                 raise SandboxError(f"the sandbox shell is gone ({exc})") from None
 
@@ -255,7 +317,7 @@ class BwrapSandbox(Lifecycle):
             session.feed(stream, chunk)
         session.close()
 
-    def stop(self) -> None:
+    def _teardown(self) -> None:
         self._kill_shell()
         if self._cgroups is not None:
             self._cgroups.remove()
@@ -263,59 +325,10 @@ class BwrapSandbox(Lifecycle):
         if self._root is not None:
             shutil.rmtree(self._root, ignore_errors=True)
             self._root = None
-        if self._shadow is not None:
-            self._shadow.close()
-            self._shadow = None
-        self._session = None
 
-    def _session_run(self, cmd: str, timeout: float, env: dict[str, str] | None) -> ExecResult:
-        if self._session is None:
-            raise SandboxError("the sandbox is not started")
-        before = self._cgroups.oom_kills() if self._cgroups else 0
-        result = self._session.run(cmd, timeout, env)
-        if self._cgroups and self._cgroups.oom_kills() > before:
-            result = ExecResult(**{**result.__dict__, "oom_killed": True})
-        return result
+    def _oom_since(self, since: float) -> bool:
+        return bool(self._cgroups and self._cgroups.oom_kills() > self._oom_seen)
 
-    def _host_path(self, path: str) -> tuple[Path, str]:
-        if self._ws is None:
-            raise SandboxError("the sandbox is not started")
-        return self._ws, path
-
-    def read_file(self, path: str) -> bytes:
-        root, rel = self._host_path(path)
-        fd = resolve_nofollow(root, rel, os.O_RDONLY)
-        with os.fdopen(fd, "rb") as handle:
-            return handle.read()
-
-    def write_file(self, path: str, data: bytes) -> None:
-        root, rel = self._host_path(path)
-        fd = resolve_nofollow(
-            root,
-            rel,
-            os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
-            create_dirs=True,
-            owner=HOST_UID if os.geteuid() == 0 else None,
-        )
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-
-    def list_files(self) -> list[str]:
-        root, _ = self._host_path(".")
-        found = []
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = [d for d in dirnames if d != ".git"]
-            base = Path(dirpath)
-            found += [str((base / n).relative_to(root)) for n in filenames]
-            found += [
-                str((base / d).relative_to(root)) for d in dirnames if (base / d).is_symlink()
-            ]
-        return sorted(found)
-
-    def changes(self) -> Changes:
-        root, _ = self._host_path(".")
-        if self._shadow is None:
-            raise SandboxError("the sandbox is not started")
-        with tempfile.TemporaryFile() as archive:
-            pack(root, archive)
-            return self._shadow.diff(archive)
+    def _exec(self, cmd: str, timeout: float, env: dict[str, str] | None = None) -> ExecResult:
+        self._oom_seen = self._cgroups.oom_kills() if self._cgroups else 0
+        return super()._exec(cmd, timeout, env)

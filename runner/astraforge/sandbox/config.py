@@ -35,6 +35,11 @@ class _Common(BaseModel):
     exclude: list[str] = Field(
         default_factory=list, description="globs of files never copied into the sandbox"
     )
+    include: list[str] = Field(
+        default_factory=list,
+        description="untracked paths of a git workspace also copied in (only tracked files are, "
+        "otherwise)",
+    )
     setup_network: bool = Field(default=False, description="allow network for the setup phase only")
     setup_timeout: float = Field(default=900.0, gt=0, description="per setup command")
 
@@ -62,10 +67,37 @@ class DockerConfig(_Common):
     )
 
 
+# What a program needs from the host's /etc: the dynamic linker's cache, Debian's
+# alternatives, TLS roots, time zone and name-service rules. Users, hosts and the rest are
+# the sandbox's own.
+ETC = [
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/alternatives",
+    "/etc/ssl",
+    "/etc/ca-certificates",
+    "/etc/ca-certificates.conf",
+    "/etc/localtime",
+    "/etc/nsswitch.conf",
+    "/etc/mime.types",
+    "/etc/os-release",
+    "/etc/debian_version",
+    "/etc/python3",
+    "/etc/python3.11",
+    "/etc/python3.12",
+]
+
+
 class BwrapConfig(_Common):
     type: Literal["bwrap"] = "bwrap"
     ro_binds: list[str] = Field(
-        default_factory=lambda: ["/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc"]
+        default_factory=lambda: ["/usr", "/bin", "/lib", "/lib64", "/sbin"],
+        description="host directories visible read-only",
+    )
+    etc: list[str] = Field(
+        default_factory=lambda: list(ETC),
+        description="host files under /etc visible read-only (never the whole /etc)",
     )
 
 

@@ -9,22 +9,20 @@ or a read-only root), everything else is read-only or a size-capped tmpfs.
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import socket
 import struct
-import tempfile
 import threading
 import time
-import uuid
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from astraforge.errors import SandboxError
-from astraforge.sandbox.base import Changes, ExecResult, Lifecycle
+from astraforge.sandbox.base import Sandbox
 from astraforge.sandbox.config import HOME, SANDBOX_UID, TMP, WORKSPACE, DockerConfig
 from astraforge.sandbox.session import ShellSession
-from astraforge.sandbox.workspace import Shadow, confine, pack
+from astraforge.sandbox.shadow import Shadow
+from astraforge.sandbox.tree import Source, tar_stream
 
 LABEL = "io.astraforge.sandbox"
 
@@ -122,28 +120,23 @@ def verify(attrs: dict[str, Any], config: DockerConfig, volume: str) -> list[str
     return problems
 
 
-class DockerSandbox(Lifecycle):
+class DockerSandbox(Sandbox):
     config: DockerConfig
 
     def __init__(
         self, config: DockerConfig, workspace: os.PathLike[str] | str, *, run_id: str | None = None
     ) -> None:
-        self.config = config
-        self.workspace = os.fspath(workspace)
-        self.run_id = run_id or uuid.uuid4().hex[:12]
+        super().__init__(config, Path(workspace), run_id=run_id)
         self.name = f"astraforge-{self.run_id}"
         self._docker: Any = None
         self._container: Any = None
         self._volume: Any = None
-        self._session: ShellSession | None = None
         self._sock: Any = None
-        self._shadow: Shadow | None = None
-        self._reader: threading.Thread | None = None
         self._send_lock = threading.Lock()
         self._online = config.setup_network
 
     # -- lifecycle --------------------------------------------------------------------------
-    def _start(self) -> None:
+    def _launch(self, source: Source, shadow: Shadow) -> ShellSession:
         import docker.errors
 
         self._docker = client(self.config)
@@ -154,16 +147,7 @@ class DockerSandbox(Lifecycle):
             f"{LABEL}.pid": str(os.getpid()),
             f"{LABEL}.created": str(int(time.time())),
         }
-        try:
-            self._docker.images.get(self.config.image)
-        except docker.errors.ImageNotFound:
-            try:
-                self._docker.images.pull(self.config.image)
-            except docker.errors.APIError as exc:
-                raise SandboxError(
-                    f"sandbox image {self.config.image!r} is not available ({exc.explanation})",
-                    "pull or build the image, or set sandbox.image",
-                ) from None
+        self._ensure_image(docker.errors)
         # A tmpfs-backed volume: owned by the sandbox user, size-capped, and (unlike a tmpfs
         # mount) writable through put_archive once the container runs.
         self._volume = self._docker.volumes.create(
@@ -177,57 +161,65 @@ class DockerSandbox(Lifecycle):
                 f"gid={SANDBOX_UID},mode=0755",
             },
         )
-        with tempfile.TemporaryFile() as archive:
-            pack(Path(self.workspace), archive, exclude=self.config.exclude)
-            self._shadow = Shadow(archive)
-            archive.seek(0)
-            self._container = self._docker.containers.create(
-                self.config.image,
-                ["sleep", "2147483647"],
-                name=self.name,
-                labels=labels,
-                environment=self.config.environment(),
-                working_dir=WORKSPACE,
-                detach=True,
-                **host_config(self.config, self._volume.name),
-            )
-            self._container.reload()
-            problems = verify(self._container.attrs, self.config, self._volume.name)
-            if problems:
-                raise SandboxError(
-                    "the sandbox container is not locked down: " + "; ".join(problems),
-                    "report this as a bug",
-                )
-            self._container.start()
-            if not self._container.put_archive(WORKSPACE, archive):
-                raise SandboxError("copying the workspace into the sandbox failed")
-        self._open_session()
-
-    def _open_session(self) -> None:
-        api = self._docker.api
-        exec_id = api.exec_create(
-            self._container.id,
+        # The shell is the container's main process (under docker-init): the session reads
+        # its stdin through one attach stream, with no exec per command.
+        self._container = self._docker.containers.create(
+            self.config.image,
             ["/bin/sh"],
-            stdin=True,
-            stdout=True,
-            stderr=True,
-            tty=False,
-            user=f"{SANDBOX_UID}:{SANDBOX_UID}",
-            workdir=WORKSPACE,
+            name=self.name,
+            labels=labels,
             environment=self.config.environment(),
-        )["Id"]
-        sock = api.exec_start(exec_id, socket=True, demux=False)
+            working_dir=WORKSPACE,
+            stdin_open=True,
+            tty=False,
+            detach=True,
+            **host_config(self.config, self._volume.name),
+        )
+        self._container.reload()
+        problems = verify(self._container.attrs, self.config, self._volume.name)
+        if problems:
+            raise SandboxError(
+                "the sandbox container is not locked down: " + "; ".join(problems),
+                "report this as a bug",
+            )
+        sock = self._docker.api.attach_socket(
+            self._container.id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
+        )
         self._sock = getattr(sock, "_sock", sock)
         self._sock.settimeout(None)
-        session = ShellSession(self._send, self.config.output_limit, WORKSPACE)
-        self._session = session
-        self._reader = threading.Thread(target=self._read_frames, args=(session,), daemon=True)
-        self._reader.start()
+        session = ShellSession(self._send, self._interrupt, self.config.output_limit, WORKSPACE)
+        threading.Thread(target=self._read_frames, args=(session,), daemon=True).start()
+        self._container.start()
+
+        copied = tar_stream((shadow.record(e) for e in source.entries()), SANDBOX_UID)
+        if not self._container.put_archive(WORKSPACE, copied):
+            raise SandboxError("copying the workspace into the sandbox failed")
         session.start()
+        return session
+
+    def _ensure_image(self, errors: Any) -> None:
+        try:
+            self._docker.images.get(self.config.image)
+        except errors.ImageNotFound:
+            try:
+                self._docker.images.pull(self.config.image)
+            except errors.APIError as exc:
+                raise SandboxError(
+                    f"sandbox image {self.config.image!r} is not available ({exc.explanation})",
+                    "pull or build the image, or set sandbox.image",
+                ) from None
 
     def _send(self, data: bytes) -> None:
         with self._send_lock:
-            self._sock.sendall(data)
+            try:
+                self._sock.sendall(data)
+            except (OSError, AttributeError) as exc:
+                raise SandboxError(f"the sandbox shell is gone ({exc})") from None
+
+    def _interrupt(self) -> None:
+        """SIGUSR1 to the shell (docker-init forwards it): its trap kills the command."""
+        with contextlib.suppress(Exception):
+            self._container.kill(signal="SIGUSR1")
 
     def _read_frames(self, session: ShellSession) -> None:
         sock = self._sock
@@ -249,7 +241,7 @@ class DockerSandbox(Lifecycle):
         finally:
             session.close()
 
-    def stop(self) -> None:
+    def _teardown(self) -> None:
         if self._sock is not None:
             with contextlib.suppress(OSError):
                 self._sock.close()
@@ -262,10 +254,6 @@ class DockerSandbox(Lifecycle):
             with contextlib.suppress(Exception):
                 self._volume.remove(force=True)
             self._volume = None
-        if self._shadow is not None:
-            self._shadow.close()
-            self._shadow = None
-        self._session = None
 
     # -- the protocol -----------------------------------------------------------------------
     def _go_offline(self) -> None:
@@ -281,15 +269,6 @@ class DockerSandbox(Lifecycle):
             raise SandboxError(f"the sandbox is still on networks {sorted(left)} after setup")
         self._online = False
 
-    def _session_run(self, cmd: str, timeout: float, env: dict[str, str] | None) -> ExecResult:
-        if self._session is None:
-            raise SandboxError("the sandbox is not started")
-        started = time.time()
-        result = self._session.run(cmd, timeout, env)
-        if result.exit_code == 137 and not result.timed_out and self._oom_since(started):
-            result = ExecResult(**{**result.__dict__, "oom_killed": True})
-        return result
-
     def _oom_since(self, since: float) -> bool:
         events = self._docker.api.events(
             since=int(since) - 1,
@@ -302,61 +281,6 @@ class DockerSandbox(Lifecycle):
         finally:
             events.close()
 
-    def read_file(self, path: str) -> bytes:
-        target = _confine(path)
-        import docker.errors
-
-        try:
-            stream, _ = self._container.get_archive(target)
-        except docker.errors.NotFound:
-            raise FileNotFoundError(path) from None
-        buffer = io.BytesIO(b"".join(stream))
-        import tarfile
-
-        with tarfile.open(fileobj=buffer) as tar:
-            member = tar.next()
-            if member is None or not member.isreg():
-                raise (
-                    IsADirectoryError(path)
-                    if member and member.isdir()
-                    else OSError(f"{path} is not a regular file")
-                )
-            handle = tar.extractfile(member)
-            assert handle is not None
-            return handle.read()
-
-    def write_file(self, path: str, data: bytes) -> None:
-        target = PurePosixPath(_confine(path))
-        parent = str(target.parent)
-        self.run(f"mkdir -p '{parent}'", timeout=30)
-        import tarfile
-
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w") as tar:
-            info = tarfile.TarInfo(target.name)
-            info.size, info.mode, info.uid, info.gid = len(data), 0o644, SANDBOX_UID, SANDBOX_UID
-            info.mtime = int(time.time())
-            tar.addfile(info, io.BytesIO(data))
-        if not self._container.put_archive(parent, buffer.getvalue()):
-            raise SandboxError(f"writing {path} into the sandbox failed")
-
-    def list_files(self) -> list[str]:
-        result = self.run(
-            f"cd {WORKSPACE} && find . -path ./.git -prune -o \\( -type f -o -type l \\) -print",
-            timeout=120,
-        )
-        return sorted(line[2:] for line in result.stdout.splitlines() if line.startswith("./"))
-
-    def changes(self) -> Changes:
-        if self._shadow is None or self._container is None:
-            raise SandboxError("the sandbox is not started")
-        stream, _ = self._container.get_archive(WORKSPACE + "/.")
-        with tempfile.TemporaryFile() as archive:
-            for chunk in stream:
-                archive.write(chunk)
-            archive.seek(0)
-            return self._shadow.diff(archive, strip="./")
-
 
 def _recv_exact(sock: socket.socket, size: int) -> bytes | None:
     data = b""
@@ -366,10 +290,6 @@ def _recv_exact(sock: socket.socket, size: int) -> bytes | None:
             return None
         data += chunk
     return data
-
-
-def _confine(path: str) -> str:
-    return "/".join([WORKSPACE, *confine(path)])
 
 
 def _leftover(labels: dict[str, str], older_than: float) -> bool:

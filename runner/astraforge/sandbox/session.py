@@ -1,12 +1,17 @@
 """A persistent shell session inside a sandbox, over any byte transport.
 
-One long-lived ``/bin/sh`` reads commands on stdin. Each command runs in its own process
-group (``setsid``) under a watchdog that kills the whole group at its timeout, so the
-session survives; processes a command leaves in the background end with it, so that
-neither a fork bomb nor a stray server outlives its command. The working directory and
-exported variables carry over between commands through a state file. Output streams back
-to the runner, which keeps only the head and tail of each stream (the middle is counted),
-so a command printing gigabytes costs no memory.
+One long-lived ``/bin/sh`` is the sandbox's main process and reads commands on stdin. Each
+command runs in a forked subshell (no exec on the way), so a command's ``exit`` or crash
+never ends the session; the working directory and exported variables carry over through a
+state file. When the command ends, the shell kills every other process in the sandbox
+(``kill -KILL -1``, repeated until none is left), so nothing a command starts outlives it,
+not even a process that called ``setsid`` or double-forked.
+
+Output streams back to the runner, which keeps only the head and tail of each stream (the
+middle is counted), so a command printing gigabytes costs no memory. The end of a command
+is a line carrying a random per-command nonce on both streams: command output cannot forge
+it. Timeouts are the runner's: when one passes, the backend sends the shell SIGUSR1, whose
+trap kills the command; no watchdog process runs per command.
 """
 
 from __future__ import annotations
@@ -16,45 +21,62 @@ import shlex
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from astraforge.errors import SandboxError
-from astraforge.sandbox.base import ExecResult
 
 STDOUT, STDERR = 1, 2
 AF = "/tmp/.af"  # noqa: S108 - inside the sandbox, on its private tmpfs
+GRACE = 15.0  # seconds to wait for a killed command's end marker
 
 BOOTSTRAP = f"""\
 umask 022
-mkdir -p {AF} && chmod 700 {AF}
-SETSID=$(command -v setsid || true)
-cd "$AF_WORKSPACE" && pwd > {AF}/cwd && : > {AF}/env
-cat > {AF}/wrap <<'__AF_WRAP__'
-read -r __af_cwd < {AF}/cwd; cd "$__af_cwd"
-. {AF}/env
-__af_c=$AF_CMD; __af_e=$AF_ENV; __af_u=$AF_UNSET; unset AF_CMD AF_ENV AF_UNSET __af_cwd
-eval "$__af_e"
-eval "$__af_c"
-__af_rc=$?
-unset $__af_u
-export -p > {AF}/env
-pwd > {AF}/cwd
-exit $__af_rc
-__AF_WRAP__
+AF={AF}
+mkdir -p $AF && chmod 700 $AF && cd "$AF_WORKSPACE" && pwd > $AF/cwd && : > $AF/env || exit 90
+__af_nl=$(printf '\\nx'); __af_nl=${{__af_nl%x}}
+trap 'kill -KILL $__af_pid 2>/dev/null; __af_killed=1' USR1
 __af_run() {{
-  AF_CMD=$__af_cmd AF_ENV=$__af_env AF_UNSET=$__af_unset $SETSID /bin/sh {AF}/wrap </dev/null &
+  __af_killed=
+  (
+    read -r __af_c < $AF/cwd; cd "$__af_c" 2>/dev/null || cd "$AF_WORKSPACE"
+    . $AF/env
+    eval "$__af_env"
+    unset __af_c __af_env
+    eval "$__af_cmd"
+    __af_rc=$?
+    unset $__af_unset
+    export -p > $AF/env
+    pwd > $AF/cwd
+    exit $__af_rc
+  ) </dev/null &
   __af_pid=$!
-  ( trap 'kill $__af_s 2>/dev/null; exit 0' TERM
-    sleep "$1" & __af_s=$!
-    wait $__af_s && {{ : > {AF}/timedout
-      kill -KILL -$__af_pid 2>/dev/null || kill -KILL $__af_pid; }}
-  ) </dev/null >/dev/null 2>&1 &
-  __af_wd=$!
   wait $__af_pid; __af_rc=$?
-  kill -KILL -$__af_pid 2>/dev/null; kill -KILL -$__af_pid 2>/dev/null
-  kill $__af_wd 2>/dev/null; wait $__af_wd 2>/dev/null
-  __af_to=F; [ -f {AF}/timedout ] && {{ __af_to=T; rm -f {AF}/timedout; }}
-  printf '\\n__AF_END_%s %s %s\\n' "$2" "$__af_rc" "$__af_to"
-  printf '\\n__AF_END_%s %s %s\\n' "$2" "$__af_rc" "$__af_to" >&2
+  [ -n "$__af_killed" ] && {{ wait $__af_pid 2>/dev/null; __af_rc=137; }}
+  while kill -KILL -1 2>/dev/null; do :; done
+  __af_pid=
+  printf '\n__AF_END_%s %s\n' "$1" "$__af_rc"
+  printf '\n__AF_END_%s %s\n' "$1" "$__af_rc" >&2
+}}
+__af_real() {{
+  __af_r=$(realpath -- "$1" 2>/dev/null) || {{ echo "$2: no such file" >&2; return 2; }}
+  case "$__af_r" in "$AF_WORKSPACE"|"$AF_WORKSPACE"/*) ;;
+    *) echo "$2 is a symlink leading outside the workspace; not followed" >&2; return 3;; esac
+}}
+__af_read() {{
+  __af_real "$1" "$2" || return $?
+  [ -e "$__af_r" ] || {{ echo "$2: no such file" >&2; return 2; }}
+  [ -f "$__af_r" ] || {{ echo "$2 is not a regular file" >&2; return 4; }}
+  cat -- "$__af_r"
+}}
+__af_write() {{
+  __af_d=$(dirname -- "$1"); __af_p=$__af_d
+  while [ ! -e "$__af_p" ] && [ ! -L "$__af_p" ]; do __af_p=$(dirname -- "$__af_p"); done
+  __af_real "$__af_p" "$2" || return $?
+  mkdir -p -- "$__af_d" && __af_real "$__af_d" "$2" || return 3
+  __af_t="$__af_r/${{1##*/}}"
+  if [ -L "$__af_t" ]; then __af_real "$__af_t" "$2" || return $?; __af_t=$__af_r; fi
+  [ -e "$__af_t" ] && [ ! -f "$__af_t" ] && {{ echo "$2 is not a regular file" >&2; return 4; }}
+  base64 -d > "$__af_t"
 }}
 printf '\\n__AF_READY__\\n'
 """
@@ -84,9 +106,13 @@ class Capped:
     def truncated(self) -> bool:
         return self.total > len(self.head) + len(self.tail)
 
+    def data(self) -> bytes:
+        """Everything kept, as bytes (whole when not truncated)."""
+        return bytes(self.head + self.tail)
+
     def text(self) -> str:
         if not self.truncated:
-            return (self.head + self.tail).decode("utf-8", "replace")
+            return self.data().decode("utf-8", "replace")
         dropped = self.total - len(self.head) - len(self.tail)
         return (
             self.head.decode("utf-8", "replace")
@@ -123,11 +149,32 @@ class _Watcher:
             del self.window[:-keep]
 
 
-class ShellSession:
-    """The command protocol; a backend supplies ``send`` and feeds what the shell prints."""
+@dataclass(frozen=True)
+class Raw:
+    """A command's result: stdout as text (the middle marked when cut) and as bytes."""
 
-    def __init__(self, send: Callable[[bytes], None], output_limit: int, workspace: str) -> None:
+    exit_code: int
+    stdout: str
+    data: bytes  # stdout's bytes; whole unless ``truncated``
+    stderr: str
+    truncated: bool
+    duration: float
+    timed_out: bool
+
+
+class ShellSession:
+    """The command protocol; a backend supplies ``send`` (bytes to the shell's stdin),
+    ``interrupt`` (deliver SIGUSR1 to the shell) and feeds what the shell prints."""
+
+    def __init__(
+        self,
+        send: Callable[[bytes], None],
+        interrupt: Callable[[], None],
+        output_limit: int,
+        workspace: str,
+    ) -> None:
         self._send = send
+        self._interrupt = interrupt
         self._limit = output_limit
         self._workspace = workspace
         self._cond = threading.Condition()
@@ -135,16 +182,16 @@ class ShellSession:
         self._closed = False
         self._ready = False
         self._boot = bytearray()
+        self._lock = threading.Lock()  # one command at a time
 
     # -- called by the backend's reader ---------------------------------------------------
     def feed(self, stream: int, data: bytes) -> None:
         with self._cond:
             if not self._ready:
-                if stream == STDOUT:
-                    self._boot += data
-                    if b"__AF_READY__\n" in self._boot:
-                        self._ready = True
-                        self._cond.notify_all()
+                self._boot += data
+                if stream == STDOUT and b"__AF_READY__\n" in self._boot:
+                    self._ready = True
+                    self._cond.notify_all()
                 return
             watcher = self._watchers.get(stream)
             if watcher is not None:
@@ -156,6 +203,10 @@ class ShellSession:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+
+    @property
+    def alive(self) -> bool:
+        return not self._closed
 
     # -- used by the sandbox ----------------------------------------------------------------
     def start(self, timeout: float = 30.0) -> None:
@@ -169,45 +220,63 @@ class ShellSession:
                     + self._boot.decode(errors="replace")[-300:]
                 )
 
-    def run(self, cmd: str, timeout: float, env: Mapping[str, str] | None = None) -> ExecResult:
+    def run(
+        self,
+        cmd: str,
+        timeout: float,
+        env: Mapping[str, str] | None = None,
+        limit: int | None = None,
+    ) -> Raw:
+        """Run ``cmd`` in the workspace's session; stdout is capped at ``limit`` bytes (head
+        and tail), stderr at the session's output limit."""
+        with self._lock:
+            return self._run(cmd, timeout, env or {}, limit or self._limit)
+
+    def _run(self, cmd: str, timeout: float, env: Mapping[str, str], limit: int) -> Raw:
         nonce = secrets.token_hex(8)
         marker = f"\n__AF_END_{nonce} ".encode()
-        exports = "".join(
-            f"export {k}={shlex.quote(v)}\n" for k, v in (env or {}).items() if k.isidentifier()
-        )
-        names = " ".join(k for k in (env or {}) if k.isidentifier())
-        body = cmd.replace("\0", "")
+        names = [k for k in env if k.isidentifier() and not k.startswith("__af")]
+        exports = "".join(f"export {k}={shlex.quote(env[k])}\n" for k in names)
         script = (
-            f"__af_cmd={shlex.quote(body)}; __af_env={shlex.quote(exports)}; "
-            f"__af_unset={shlex.quote(names)}\n"
-            f"__af_run {max(1, int(timeout + 0.999))} {nonce}\n"
+            f"__af_cmd={shlex.quote(cmd.replace(chr(0), ''))}; __af_env={shlex.quote(exports)}; "
+            f"__af_unset={shlex.quote(' '.join(names))}\n"
+            f"__af_run {nonce}\n"
         )
-        watchers = {STDOUT: _Watcher(marker, self._limit), STDERR: _Watcher(marker, self._limit)}
+        watchers = {STDOUT: _Watcher(marker, limit), STDERR: _Watcher(marker, self._limit)}
         started = time.monotonic()
         with self._cond:
             if self._closed:
                 raise SandboxError("the sandbox shell is gone", "start a new sandbox")
             self._watchers = watchers
         self._send(script.encode("utf-8", "surrogateescape"))
-        grace = timeout + 15.0
+        timed_out = False
+
+        def finished() -> bool:
+            return self._closed or all(w.trailer is not None for w in watchers.values())
+
         with self._cond:
-            finished = self._cond.wait_for(
-                lambda: self._closed or all(w.trailer is not None for w in watchers.values()), grace
-            )
+            done = self._cond.wait_for(finished, max(0.0, timeout))
+        if not done:
+            timed_out = True
+            self._interrupt()
+            with self._cond:
+                done = self._cond.wait_for(finished, GRACE)
+        with self._cond:
             self._watchers = {}
+            closed = self._closed
         duration = time.monotonic() - started
-        if not finished or self._closed:
+        if not done or (closed and not all(w.trailer is not None for w in watchers.values())):
             raise SandboxError(
                 f"the sandbox shell stopped answering during: {cmd[:80]!r}",
                 "the sandbox is unusable; start a new one",
             )
         trailer = (watchers[STDOUT].trailer or b"").decode().split()
         code = int(trailer[0]) if trailer and trailer[0].lstrip("-").isdigit() else -1
-        timed_out = len(trailer) > 1 and trailer[1] == "T"
         out, err = watchers[STDOUT].out, watchers[STDERR].out
-        return ExecResult(
+        return Raw(
             exit_code=code,
             stdout=out.text(),
+            data=out.data(),
             stderr=err.text(),
             truncated=out.truncated or err.truncated,
             duration=duration,

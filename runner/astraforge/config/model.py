@@ -1,21 +1,15 @@
-"""Configuration: `.astraforge.yml` in the target repository, action inputs / environment,
-and command-line flags.
+"""The configuration's fields: what `.astraforge.yml`, the environment and flags may set.
 
-Precedence, highest first: command-line flags > environment (action inputs, GitLab template
-inputs) > the repository's file > defaults.
+Which of them a repository's own file may set is decided in :mod:`astraforge.config.load`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
-from astraforge.errors import ConfigError
 from astraforge.events.commands import CommandSyntax
 from astraforge.sandbox.config import BwrapConfig, DockerConfig, SandboxSpec
 
@@ -28,8 +22,6 @@ INSTRUCTION_FILES = (
     ".github/copilot-instructions.md",
     "CONTRIBUTING.md",
 )
-CONFIG_FILES = (".astraforge.yml", ".astraforge.yaml")
-MAX_CONFIG_BYTES = 1024 * 1024
 
 
 class _Section(BaseModel):
@@ -113,7 +105,9 @@ class ModelConfig(_Section):
     max_retries: int = Field(
         default=4, ge=0, le=20, description="retries on 429, 5xx, timeouts and connection errors"
     )
-    extra_headers: dict[str, str] = Field(default_factory=dict)
+    extra_headers: dict[str, str] = Field(
+        default_factory=dict, description="headers sent with every model request (trusted)"
+    )
     context_window: int = Field(
         default=128_000, ge=4096, description="tokens; older tool outputs are elided near it"
     )
@@ -126,6 +120,11 @@ class ModelConfig(_Section):
         default_factory=lambda: {k: Price(**v) for k, v in DEFAULT_PRICES.items()},
         description="USD per million tokens by model name; unknown models count tokens only",
     )
+    allowed: list[str] = Field(
+        default_factory=list,
+        description="model names a repository's own file may choose (trusted; "
+        "ASTRAFORGE_ALLOWED_MODELS); a repository cannot pick a model otherwise",
+    )
 
     def price(self) -> Price | None:
         return self.prices.get(self.name)
@@ -136,12 +135,17 @@ class SandboxSettings(_Section):
 
     backend: Literal["docker", "bwrap"] = "docker"
     image: str = Field(default="python:3.12-slim", description="sandbox image (docker backend)")
+    include: list[str] = Field(
+        default_factory=list,
+        description="untracked paths of the checkout also copied into the sandbox (trusted; "
+        "ASTRAFORGE_SANDBOX_INCLUDE); only files git tracks are copied otherwise",
+    )
 
     def spec(
         self, limits: SandboxPolicy | None = None, exclude: list[str] | None = None
     ) -> SandboxSpec:
         """The sandbox configuration, with the policy's limits when given."""
-        common: dict[str, object] = {"exclude": list(exclude or [])}
+        common: dict[str, object] = {"exclude": list(exclude or []), "include": self.include}
         if limits is not None:
             common.update(
                 cpus=limits.cpus,
@@ -155,6 +159,9 @@ class SandboxSettings(_Section):
         if self.backend == "bwrap":
             return BwrapConfig.model_validate(common)
         return DockerConfig.model_validate({**common, "image": self.image})
+
+
+PersonalData = Literal["ip_address", "user_agent", "cookies", "auth_headers", "email"]
 
 
 class ContextConfig(_Section):
@@ -180,6 +187,11 @@ class ContextConfig(_Section):
     )
     sentry_token_env: str = Field(
         default="SENTRY_AUTH_TOKEN", description="variable holding a token with event:read"
+    )
+    personal_data: list[PersonalData] = Field(
+        default_factory=list,
+        description="personal data from alerts that may reach the model (trusted; "
+        "ASTRAFORGE_PERSONAL_DATA); by default none does",
     )
 
 
@@ -224,130 +236,22 @@ class Config(_Section):
     publish: PublishConfig = Field(default_factory=PublishConfig)
     policy: str | None = Field(
         default=None,
-        description="policy file in the repository, read "
-        "from the default branch; the bundled default when unset",
+        description="policy file in the repository, read from the default branch; it can only "
+        "tighten the trusted policy",
+    )
+    base_policy: str | None = Field(
+        default=None,
+        description="the trusted policy file that a repository's policy can only tighten "
+        "(trusted; ASTRAFORGE_POLICY_FILE); the bundled default when unset",
     )
     dry_run: bool = Field(default=False, description="do everything except write to the forge")
 
+    _warnings: list[str] = PrivateAttr(default_factory=list)
 
-# Environment variables (action inputs and GitLab template inputs pass through these).
-ENV_FIELDS: dict[str, str] = {
-    "ASTRAFORGE_TRIGGER_LABEL": "trigger.label",
-    "ASTRAFORGE_TRIGGER_PHRASE": "trigger.command",
-    "ASTRAFORGE_MODEL": "model.name",
-    "OPENAI_BASE_URL": "model.base_url",
-    "ASTRAFORGE_OPENAI_BASE_URL": "model.base_url",
-    "ASTRAFORGE_BACKEND": "sandbox.backend",
-    "ASTRAFORGE_SANDBOX_IMAGE": "sandbox.image",
-    "ASTRAFORGE_MAX_TURNS": "budgets.max_turns",
-    "ASTRAFORGE_MAX_COST_USD": "budgets.max_cost_usd",
-    "ASTRAFORGE_TIMEOUT_MINUTES": "budgets.timeout_minutes",
-    "ASTRAFORGE_DRAFT": "publish.draft",
-    "ASTRAFORGE_DRY_RUN": "dry_run",
-}
-CONFIG_FILE_ENV = "ASTRAFORGE_CONFIG_FILE"
-
-
-def _set_path(target: dict[str, Any], dotted: str, value: Any) -> None:
-    *parents, leaf = dotted.split(".")
-    for part in parents:
-        child = target.get(part)
-        if not isinstance(child, dict):
-            child = target[part] = {}
-        target = child
-    target[leaf] = value
-
-
-def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in top.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def read_file(path: Path) -> dict[str, Any]:
-    try:
-        raw = path.read_bytes()[: MAX_CONFIG_BYTES + 1]
-    except OSError as exc:
-        raise ConfigError(
-            f"{path}: cannot read the configuration file ({exc.strerror})",
-            "pass an existing file with --config or ASTRAFORGE_CONFIG_FILE",
-        ) from None
-    if len(raw) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"{path}: configuration file is larger than 1 MiB")
-    try:
-        data = yaml.safe_load(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8", "save the file as UTF-8") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}: invalid YAML{where}", "fix the YAML syntax") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the configuration must be a mapping, got {type(data).__name__}")
-    return data
-
-
-def env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
-    overrides: dict[str, Any] = {}
-    for name, dotted in ENV_FIELDS.items():
-        value = env.get(name, "").strip()
-        if value:
-            _set_path(overrides, dotted, value)
-    return overrides
-
-
-def validate(data: Mapping[str, Any], origin: str) -> Config:
-    try:
-        return Config.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise ConfigError(f"{origin}: {where}: {first['msg']}{more}") from None
-
-
-def load(
-    repo: Path | None = None,
-    *,
-    file: Path | None = None,
-    env: Mapping[str, str] | None = None,
-    cli: Mapping[str, Any] | None = None,
-) -> Config:
-    """Build the configuration from defaults, the repository's file, the environment and flags.
-
-    ``cli`` maps dotted field names (``"model.name"``) to values; None values are ignored.
-    """
-    env = env if env is not None else {}
-    origin = "defaults"
-    data: dict[str, Any] = {}
-    named = file or (Path(env[CONFIG_FILE_ENV]) if env.get(CONFIG_FILE_ENV) else None)
-    if named is not None:
-        if repo is not None and not named.is_absolute():
-            named = repo / named
-        if not named.is_file():
-            raise ConfigError(
-                f"{named}: configuration file not found",
-                "create it (`astraforge config schema` lists the fields) or drop the option",
-            )
-        data, origin = read_file(named), str(named)
-    elif repo is not None:
-        found = next((repo / n for n in CONFIG_FILES if (repo / n).is_file()), None)
-        if found is not None:
-            data, origin = read_file(found), str(found)
-    validate(data, origin)  # name the file when the file itself is wrong
-    data = _merge(data, env_overrides(env))
-    validate(data, f"{origin} + environment")
-    flags: dict[str, Any] = {}
-    for dotted, value in (cli or {}).items():
-        if value is not None:
-            _set_path(flags, dotted, value)
-    return validate(_merge(data, flags), f"{origin} + environment + flags")
+    @property
+    def warnings(self) -> list[str]:
+        """Settings of the repository's file that were ignored, one line each."""
+        return self._warnings
 
 
 def json_schema() -> str:

@@ -1,0 +1,355 @@
+"""Where each setting may come from, by trust.
+
+- **Trusted** (the workflow side): command-line flags, the environment (action inputs and
+  GitLab template inputs arrive this way) and a settings file named by
+  ``ASTRAFORGE_SETTINGS_FILE``. They may set everything.
+- **The repository's file** (``.astraforge.yml``, or the file ``ASTRAFORGE_CONFIG_FILE``
+  names) is read from the default branch's base commit through git, never from a working
+  tree. It may set only what cannot leak a secret or loosen a limit: every key in
+  :data:`TRUSTED` is ignored there with one warning line saying where to set it instead; a
+  model name counts only when the workflow's ``model.allowed`` lists it; budgets may only go
+  down.
+
+Precedence, highest first: flags > environment > settings file > repository file > defaults.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from astraforge import git
+from astraforge.config.model import Budgets, Config
+from astraforge.errors import ConfigError
+
+if TYPE_CHECKING:
+    from astraforge.policy import Policy
+
+CONFIG_FILES = (".astraforge.yml", ".astraforge.yaml")
+MAX_CONFIG_BYTES = 1024 * 1024
+CONFIG_FILE_ENV = "ASTRAFORGE_CONFIG_FILE"
+SETTINGS_FILE_ENV = "ASTRAFORGE_SETTINGS_FILE"
+
+# Environment variables (action inputs and GitLab template inputs pass through these).
+ENV_FIELDS: dict[str, str] = {
+    "ASTRAFORGE_TRIGGER_LABEL": "trigger.label",
+    "ASTRAFORGE_TRIGGER_PHRASE": "trigger.command",
+    "ASTRAFORGE_MODEL": "model.name",
+    "ASTRAFORGE_ALLOWED_MODELS": "model.allowed",
+    "OPENAI_BASE_URL": "model.base_url",
+    "ASTRAFORGE_OPENAI_BASE_URL": "model.base_url",
+    "ASTRAFORGE_MODEL_API": "model.api",
+    "ASTRAFORGE_MODEL_API_VERSION": "model.api_version",
+    "ASTRAFORGE_MODEL_API_KEY_ENV": "model.api_key_env",
+    "SENTRY_URL": "context.sentry_url",
+    "ASTRAFORGE_SENTRY_TOKEN_ENV": "context.sentry_token_env",
+    "ASTRAFORGE_PERSONAL_DATA": "context.personal_data",
+    "ASTRAFORGE_ENGINE": "engine",
+    "ASTRAFORGE_BACKEND": "sandbox.backend",
+    "ASTRAFORGE_SANDBOX_IMAGE": "sandbox.image",
+    "ASTRAFORGE_SANDBOX_INCLUDE": "sandbox.include",
+    "ASTRAFORGE_POLICY_FILE": "base_policy",
+    "ASTRAFORGE_MAX_TURNS": "budgets.max_turns",
+    "ASTRAFORGE_MAX_COST_USD": "budgets.max_cost_usd",
+    "ASTRAFORGE_TIMEOUT_MINUTES": "budgets.timeout_minutes",
+    "ASTRAFORGE_DRAFT": "publish.draft",
+    "ASTRAFORGE_DRY_RUN": "dry_run",
+}
+# Variables holding comma-separated lists.
+LIST_FIELDS = {"model.allowed", "context.personal_data", "sandbox.include"}
+
+_SETTINGS = f"a settings file named by {SETTINGS_FILE_ENV}"
+# Keys a repository's own file may not set, and where the workflow side sets them instead.
+TRUSTED: dict[str, str] = {
+    "model.base_url": "the action input openai_base_url, or OPENAI_BASE_URL",
+    "model.api": "ASTRAFORGE_MODEL_API",
+    "model.api_version": "ASTRAFORGE_MODEL_API_VERSION",
+    "model.api_key_env": "ASTRAFORGE_MODEL_API_KEY_ENV",
+    "model.extra_headers": _SETTINGS,
+    "model.prices": _SETTINGS,
+    "model.allowed": "the action input allowed_models, or ASTRAFORGE_ALLOWED_MODELS",
+    "context.sentry_url": "SENTRY_URL",
+    "context.sentry_token_env": "ASTRAFORGE_SENTRY_TOKEN_ENV",
+    "context.personal_data": "ASTRAFORGE_PERSONAL_DATA",
+    "engine": "the action input engine, or ASTRAFORGE_ENGINE",
+    "sandbox.include": "ASTRAFORGE_SANDBOX_INCLUDE",
+    "base_policy": "ASTRAFORGE_POLICY_FILE",
+}
+
+
+def _set_path(target: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        child = target.get(part)
+        if not isinstance(child, dict):
+            child = target[part] = {}
+        target = child
+    target[leaf] = value
+
+
+def _get_path(data: Mapping[str, Any], dotted: str) -> tuple[bool, Any]:
+    node: Any = data
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return False, None
+        node = node[part]
+    return True, node
+
+
+def _pop_path(data: dict[str, Any], dotted: str) -> None:
+    *parents, leaf = dotted.split(".")
+    node: Any = data
+    for part in parents:
+        node = node.get(part) if isinstance(node, dict) else None
+    if isinstance(node, dict):
+        node.pop(leaf, None)
+
+
+def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def parse_yaml(text: str, origin: str) -> dict[str, Any]:
+    """A YAML mapping, or one ConfigError naming the file, the reason and the position."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        raise ConfigError(
+            f"{origin}: invalid YAML{where}: {problem}", "fix the YAML syntax"
+        ) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{origin}: the configuration must be a mapping, got {type(data).__name__}"
+        )
+    return data
+
+
+def read_file(path: Path) -> dict[str, Any]:
+    """A configuration file from disk."""
+    try:
+        raw = path.read_bytes()[: MAX_CONFIG_BYTES + 1]
+    except OSError as exc:
+        raise ConfigError(
+            f"{path}: cannot read the configuration file ({exc.strerror})",
+            f"pass an existing file with --config or {CONFIG_FILE_ENV}",
+        ) from None
+    return parse_yaml(_decode(raw, str(path)), str(path))
+
+
+def _decode(raw: bytes, origin: str) -> str:
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{origin}: configuration file is larger than 1 MiB")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{origin}: not UTF-8", "save the file as UTF-8") from None
+
+
+def env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
+    """The settings the environment gives; empty variables count as unset."""
+    overrides: dict[str, Any] = {}
+    for name, dotted in ENV_FIELDS.items():
+        value = env.get(name, "").strip()
+        if value:
+            if dotted in LIST_FIELDS:
+                items = [v.strip() for v in value.replace("\n", ",").split(",")]
+                _set_path(overrides, dotted, [v for v in items if v])
+            else:
+                _set_path(overrides, dotted, value)
+    return overrides
+
+
+def _field_names(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The field names allowed at ``loc`` (for "did you mean")."""
+    current: Any = model
+    for part in loc[:-1]:
+        fields = getattr(current, "model_fields", {})
+        if part not in fields:
+            return []
+        current = fields[part].annotation
+    return list(getattr(current, "model_fields", {}))
+
+
+def pydantic_error(exc: ValidationError, origin: str, model: type[BaseModel]) -> str:
+    """One line naming the first problem, with "did you mean" for a misspelt key."""
+    first = exc.errors()[0]
+    loc = tuple(first["loc"])
+    where = ".".join(str(p) for p in loc) or "(top level)"
+    message = first["msg"]
+    if first["type"] == "extra_forbidden" and loc:
+        close = difflib.get_close_matches(str(loc[-1]), _field_names(model, loc), n=1)
+        if close:
+            message += f" (did you mean {close[0]!r}?)"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{origin}: {where}: {message}{more}"
+
+
+def validate(data: Mapping[str, Any], origin: str) -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(pydantic_error(exc, origin, Config)) from None
+
+
+def _env_origin(data: Mapping[str, Any], env: Mapping[str, str]) -> str:
+    """Which variable set a field that failed validation, for the error message."""
+    names = [n for n, dotted in ENV_FIELDS.items() if env.get(n, "").strip()]
+    return "environment (" + ", ".join(names) + ")" if names else "environment"
+
+
+def _repository_file(
+    repo: Path | None, named: Path | None, env: Mapping[str, str]
+) -> tuple[dict[str, Any], str]:
+    """The repository's configuration file, from the base commit when ``repo`` is a checkout."""
+    if named is not None and (repo is None or named.is_absolute()):
+        inside = repo is not None and named.resolve().is_relative_to(repo.resolve())
+        if not inside:
+            if not named.is_file():
+                raise _not_found(named)
+            return read_file(named), str(named)
+        assert repo is not None
+        named = named.resolve().relative_to(repo.resolve())
+    if repo is None:
+        return {}, "defaults"
+    commit = git.trusted_commit(repo, env)
+    candidates = [named.as_posix()] if named is not None else list(CONFIG_FILES)
+    for name in candidates:
+        if commit is not None:
+            raw = git.show_file(repo, commit, name, MAX_CONFIG_BYTES + 1)
+            if raw is None:
+                continue
+            origin = f"{name} (base commit {commit[:12]})"
+            return parse_yaml(_decode(raw, origin), origin), origin
+        path = repo / name
+        if path.is_file() and not path.is_symlink():
+            return read_file(path), str(path)
+    if named is not None:
+        raise _not_found(repo / named)
+    return {}, "defaults"
+
+
+def _not_found(path: Path) -> ConfigError:
+    return ConfigError(
+        f"{path}: configuration file not found (in the default branch's base commit)",
+        "commit it to the default branch (`astraforge config schema` lists the fields), or "
+        f"drop --config / {CONFIG_FILE_ENV}",
+    )
+
+
+def _untrusted(
+    data: dict[str, Any], origin: str, trusted: Config
+) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """(what the repository's file may set, its budgets, warnings)."""
+    kept = _merge({}, data)
+    warnings: list[str] = []
+    for dotted, where in TRUSTED.items():
+        present, _ = _get_path(kept, dotted)
+        if present:
+            _pop_path(kept, dotted)
+            warnings.append(
+                f"{origin}: {dotted} is a trusted setting that a repository cannot set; "
+                f"ignored (set it on the workflow side: {where})"
+            )
+    present, name = _get_path(kept, "model.name")
+    if present and name not in trusted.model.allowed:
+        _pop_path(kept, "model.name")
+        warnings.append(
+            f"{origin}: model.name {name!r} is not on the workflow's list of allowed models; "
+            f"ignored (add it to {TRUSTED['model.allowed']})"
+        )
+    budgets = kept.pop("budgets", None) or {}
+    for key, value in list(budgets.items()):
+        limit = getattr(trusted.budgets, key)
+        if value > limit:
+            del budgets[key]
+            warnings.append(
+                f"{origin}: budgets.{key} {value} is above the workflow's {limit}; a repository "
+                "may only lower budgets; ignored (raise it on the workflow side)"
+            )
+    return kept, budgets, warnings
+
+
+def load(
+    repo: Path | None = None,
+    *,
+    file: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    cli: Mapping[str, Any] | None = None,
+) -> Config:
+    """The configuration: defaults, the repository's file, the settings file, the environment
+    and flags. ``cli`` maps dotted field names to values; None values are ignored. Ignored
+    settings of the repository's file are listed in ``Config.warnings``."""
+    env = env if env is not None else {}
+    trusted: dict[str, Any] = {}
+    origin = "defaults"
+    if env.get(SETTINGS_FILE_ENV, "").strip():
+        settings = Path(env[SETTINGS_FILE_ENV].strip())
+        trusted, origin = read_file(settings), str(settings)
+        validate(trusted, origin)
+    trusted = _merge(trusted, env_overrides(env))
+    try:
+        Config.model_validate(trusted)
+    except ValidationError as exc:
+        raise ConfigError(pydantic_error(exc, _env_origin(trusted, env), Config)) from None
+    flags: dict[str, Any] = {}
+    for dotted, value in (cli or {}).items():
+        if value is not None:
+            _set_path(flags, dotted, value)
+    trusted_config = validate(_merge(trusted, flags), "command-line flags")
+
+    named = file or (Path(env[CONFIG_FILE_ENV]) if env.get(CONFIG_FILE_ENV, "").strip() else None)
+    data, repo_origin = _repository_file(repo, named, env)
+    validate(data, repo_origin)  # name the file when the file itself is wrong
+    kept, budgets, warnings = _untrusted(data, repo_origin, trusted_config)
+    config = validate(_merge(_merge(kept, trusted), flags), f"{repo_origin} + environment + flags")
+    if budgets:
+        lowered = config.budgets.model_dump() | budgets
+        config = config.model_copy(update={"budgets": Budgets.model_validate(lowered)})
+    if kept.get("dry_run") is True:
+        config = config.model_copy(update={"dry_run": True})  # a repository may only tighten
+    config._warnings = warnings
+    return config
+
+
+def load_policy(repo: Path | None, config: Config, env: Mapping[str, str]) -> Policy:
+    """The trusted policy (``base_policy`` or the bundled default), tightened by the
+    repository's own policy file read from the base commit. Refused loosenings are added to
+    ``config.warnings``."""
+    from astraforge import policy
+
+    base = policy.load_file(Path(config.base_policy)) if config.base_policy else policy.default()
+    if not config.policy:
+        return base
+    if repo is None:
+        raise ConfigError(f"policy file {config.policy} needs the repository", "pass --repo")
+    commit = git.trusted_commit(repo, env)
+    raw = git.show_file(repo, commit, config.policy, MAX_CONFIG_BYTES) if commit else None
+    if raw is None:
+        raise ConfigError(
+            f"policy file {config.policy} is not in the repository's base commit",
+            "commit it to the default branch, or remove `policy:` from .astraforge.yml",
+        )
+    own = policy.parse(raw.decode("utf-8", "replace"), f"{config.policy} (base commit)")
+    merged, refused = policy.tighten(base, own)
+    config.warnings.extend(
+        f"{config.policy} (base commit): {what}; ignored (a repository's policy may only "
+        f"tighten the trusted one: set it in the file {TRUSTED['base_policy']} names)"
+        for what in refused
+    )
+    return merged
