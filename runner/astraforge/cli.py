@@ -379,8 +379,9 @@ def doctor_command(repo: Path, forge: str | None) -> None:
 
     findings = doctor(repo, os.environ, forge)
     for finding in findings:
-        mark = "ok  " if finding.ok else "FAIL"
-        fix = f" (fix: {finding.fix})" if finding.fix and not finding.ok else ""
+        mark = "warn" if finding.warning else "ok  " if finding.ok else "FAIL"
+        shown = finding.fix and (finding.warning or not finding.ok)
+        fix = f" (fix: {finding.fix})" if shown else ""
         click.echo(f"{mark}  {finding.what}{fix}")
     if not all(f.ok for f in findings):
         sys.exit(1)

@@ -235,12 +235,19 @@ class WorkRepo:
         )
 
     def push(
-        self, url: str, branch: str, commit: str, expect: str | None, auth: Mapping[str, str]
+        self,
+        url: str,
+        branch: str,
+        commit: str,
+        expect: str | None,
+        auth: Mapping[str, str],
+        options: Sequence[str] = (),
     ) -> tuple[bool, str]:
         """Push with a lease on the branch's expected tip; (accepted, git's message)."""
         lease = f"--force-with-lease=refs/heads/{branch}:{expect or ''}"
+        flags = [f"--push-option={option}" for option in options]
         result = run_git(
-            ["push", "--porcelain", lease, "--", url, f"{commit}:refs/heads/{branch}"],
+            ["push", "--porcelain", lease, *flags, "--", url, f"{commit}:refs/heads/{branch}"],
             self.dir,
             env=auth,
             check=False,
@@ -269,6 +276,7 @@ def publish_branch(
     fingerprint: str,
     auth: Mapping[str, str],
     attempts: int = 3,
+    push_options: Sequence[str] = (),
 ) -> PushResult:
     """Put ``patch`` on ``base`` at ``branch`` of ``url``: one commit on the default branch's
     tip, replacing an earlier AstraForge commit for the same task. A branch holding anyone
@@ -293,7 +301,7 @@ def publish_branch(
                         "for this task; they are not overwritten",
                         "merge or delete the branch, then run again; the patch is kept",
                     )
-            accepted, last = work.push(url, branch, commit, tip, auth)
+            accepted, last = work.push(url, branch, commit, tip, auth, push_options)
             if accepted:
                 return PushResult(branch, commit, True, attempt)
             if "stale info" not in last and "fetch first" not in last and "rejected" not in last:

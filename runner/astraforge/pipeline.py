@@ -110,12 +110,7 @@ class _State:
             rules = config_mod.load_policy(o.repo, cfg, self.env)
             for warning in cfg.warnings:
                 self.ci.annotate("warning", warning)
-            syntax = cfg.trigger.syntax()
-            task = (
-                events.parse_file(o.event, syntax=syntax)
-                if o.event is not None
-                else detect.task_from_ci(self.env, syntax)
-            )
+            task = self._event_task(cfg)
             self.result.task = task
             telemetry.tag_task(task.fingerprint)
             self.say(f"AstraForge {__version__}: {task.source.value} {task.event}: {task.title}")
@@ -141,6 +136,12 @@ class _State:
                 self.ci.untrusted(f"summary: {outcome.summary}")
             for refusal in outcome.refusals:
                 self.ci.annotate("warning", f"refused by policy: {refusal}")
+            if outcome.skipped:
+                self.ci.annotate(
+                    "warning",
+                    f"left out of the change ({len(outcome.skipped)}): "
+                    + ", ".join(repr(p) for p in outcome.skipped[:10]),
+                )
             if agent.error is not None:
                 raise agent.error
         if outcome.status is not Status.FIXED:
@@ -177,7 +178,16 @@ class _State:
             rules = config_mod.load_policy(o.repo, cfg, self.env)
             for warning in cfg.warnings:
                 self.ci.annotate("warning", warning)
-            task = Task.model_validate(report["task"])
+            # Who asked comes from the event this job was triggered by, never from the agent
+            # job's report: that job ran model output.
+            task = self._event_task(cfg)
+            reported = Task.model_validate(report["task"])
+            if reported.fingerprint != task.fingerprint:
+                raise UsageError(
+                    f"the artifacts are for {reported.fingerprint}, but this job was triggered "
+                    f"by {task.fingerprint}",
+                    "publish the artifacts of the agent job of the same workflow run",
+                )
             outcome = Outcome.model_validate(report["outcome"])
             self.result.task, self.result.outcome = task, outcome
             if outcome.diff_sha256 != sha256(patch):
@@ -250,6 +260,13 @@ class _State:
             url = published.pr.url if published.pr else ""
             self.conclude("fixed", f"pull request {url}")
             self.status("fixed", outcome=outcome)
+
+    def _event_task(self, cfg: config_mod.Config) -> Task:
+        """The Task of the triggering event: the --event file, or the CI job's own."""
+        syntax = cfg.trigger.syntax()
+        if self.options.event is not None:
+            return events.parse_file(self.options.event, syntax=syntax)
+        return detect.task_from_ci(self.env, syntax)
 
     def _open_forge(self, task: Task) -> Forge | None:
         kind = self.options.forge or detect.detect(self.env).name

@@ -170,6 +170,7 @@ def publish(
         branch=branch,
         fingerprint=task.fingerprint,
         auth=auth_env(auth.username, auth.token) if auth else {},
+        push_options=forge.push_options,
     )
     result = Published(branch=branch, pr=None, pushed=pushed.pushed)
     if pushed.pushed:

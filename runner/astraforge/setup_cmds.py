@@ -56,8 +56,9 @@ def init(repo: Path, platform: str | None, force: bool) -> list[str]:
             )
         planned[target] = include
         notes.append(
-            "add the masked CI/CD variables OPENAI_API_KEY and GITLAB_TOKEN (a project "
-            "access token with the api scope and the Developer role)"
+            "add the CI/CD variables OPENAI_API_KEY and GITLAB_TOKEN (a project access token "
+            "with the api scope and the Developer role), marked protected and masked: the "
+            "job runs on protected refs only, and AstraForge's own branches are unprotected"
         )
         notes.append("add a project webhook (issues, comments) to the pipeline trigger URL")
     existing = [p for p in planned if p.exists()]
@@ -77,6 +78,7 @@ class Finding:
     ok: bool
     what: str
     fix: str = ""
+    warning: bool = False  # worth fixing, but a run works without it
 
 
 def doctor(repo: Path, env: Mapping[str, str], forge_kind: str | None) -> list[Finding]:
@@ -87,7 +89,18 @@ def doctor(repo: Path, env: Mapping[str, str], forge_kind: str | None) -> list[F
         lambda: _forge(repo, env, forge_kind),
         lambda: _model(repo, env),
     ]
-    return [check() for check in checks]
+    findings = [check() for check in checks]
+    if env.get("GITLAB_CI", "").lower() == "true" and env.get("CI_COMMIT_REF_PROTECTED") != "true":
+        findings.append(
+            Finding(
+                True,
+                f"the job runs on the unprotected ref {env.get('CI_COMMIT_REF_NAME', '?')!r}",
+                "run AstraForge on protected refs only (the template's rules do) and mark "
+                "OPENAI_API_KEY and GITLAB_TOKEN protected and masked",
+                warning=True,
+            )
+        )
+    return findings
 
 
 def _python() -> Finding:

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from tests.ci.conftest import project_copy, tool
+from tests.ci.conftest import ROOT, project_copy, tool
 from tests.ci.test_action import FIX
 from tests.conftest import load_fixture
 from tests.servers.gitlab import FakeGitLab
@@ -30,6 +30,7 @@ def run_pipeline(
     command = [tool("gitlab-ci-local"), "--force-shell-executor", "--home", str(tmp_path / "home")]
     base = {
         "GITLAB_CI": "true",  # gitlab-ci-local says "false"; the runner must see GitLab
+        "CI_COMMIT_REF_PROTECTED": "true",  # the job runs on protected refs only
         "CI_SERVER_URL": server.url,
         "GITLAB_TOKEN": TOKEN,
         "OPENAI_BASE_URL": llm.url,
@@ -128,3 +129,30 @@ def test_push_pipelines_do_not_run_the_job(tmp_path: Path) -> None:
         result = run_pipeline(tmp_path, {}, llm, server, project)
     assert llm.calls == 0
     assert "astraforge starting" not in result.stdout
+
+
+def test_unprotected_refs_do_not_run_the_job(tmp_path: Path) -> None:
+    project, server = setup(tmp_path)
+    with server, scripted([]) as llm:
+        result = run_pipeline(
+            tmp_path,
+            {
+                "CI_PIPELINE_SOURCE": "api",
+                "ASTRAFORGE_REQUEST": "Return 0 for an empty cart",
+                "CI_COMMIT_REF_PROTECTED": "false",
+            },
+            llm,
+            server,
+            project,
+        )
+    assert llm.calls == 0
+    assert "astraforge starting" not in result.stdout
+
+
+def test_the_template_pins_the_runner_it_installs() -> None:
+    import yaml
+
+    from astraforge import __version__
+
+    spec = next(yaml.safe_load_all((ROOT / "gitlab-ci" / "astraforge.gitlab-ci.yml").read_text()))
+    assert spec["spec"]["inputs"]["runner_package"]["default"] == f"astraforge=={__version__}"

@@ -50,6 +50,7 @@ def issue_event(
     payload["label"]["name"] = label
     payload["issue"]["title"] = "Average of an empty cart crashes"
     payload["sender"]["login"], payload["sender"]["type"] = login, user_type
+    tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "event.json"
     path.write_text(json.dumps(payload))
     return path
@@ -308,6 +309,8 @@ def test_dry_run_writes_nothing_then_the_hardened_publish_does(tmp_path: Path) -
                 "github",
                 "--publish-from",
                 str(tmp_path / "out"),
+                "--event",
+                str(issue_event(tmp_path)),
                 "--out",
                 str(tmp_path / "pub"),
             ],
@@ -351,6 +354,8 @@ def test_publish_from_refuses_a_tampered_patch(tmp_path: Path) -> None:
             str(forge.root),
             "--publish-from",
             str(tmp_path / "out"),
+            "--event",
+            str(issue_event(tmp_path)),
             "--out",
             str(tmp_path / "pub"),
         ],
@@ -383,3 +388,44 @@ def test_bad_input_is_one_clear_line(tmp_path: Path) -> None:
     assert result.returncode == 4
     assert result.stderr.strip().splitlines()[-1].startswith("error: ")
     assert report["conclusion"] == "error"
+
+
+def test_hardened_publish_takes_the_requester_from_its_own_event(tmp_path: Path) -> None:
+    """The publish job asks the forge about the sender of the event it was triggered by,
+    never about the requester the agent job's report.json names."""
+    checkout = make_checkout(tmp_path)
+    forge = local(tmp_path, checkout)
+    (forge.root / "permissions.json").write_text('{"Codertocat": "write", "reader": "read"}')
+    with scripted(list(FIX)) as llm:
+        run_local(tmp_path, llm, checkout, forge, "--dry-run")
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["conclusion"] == "fixed"
+    assert report["task"]["requester"]["login"] == "Codertocat"
+    reader_event = issue_event(tmp_path / "publish-job", login="reader")
+    published = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "astraforge",
+            "run",
+            "--repo",
+            str(checkout),
+            "--forge",
+            "local",
+            "--forge-dir",
+            str(forge.root),
+            "--publish-from",
+            str(tmp_path / "out"),
+            "--event",
+            str(reader_event),
+            "--out",
+            str(tmp_path / "pub"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    final = json.loads((tmp_path / "pub" / "report.json").read_text())
+    assert final["conclusion"] == "refused", published.stderr
+    assert "'reader' has 'read' permission" in final["reason"]
+    assert not (forge.root / "pulls").exists()

@@ -478,3 +478,16 @@ def test_environment_is_not_leaked_to_git(
         site = Site("github", forge, server.writes, lambda: [], lambda n: [], lambda: [], server)
         assert run_once(site, checkout, issue_task(), "    return 0", "Zero.").pushed
     assert os.environ["HOME"] == str(home)
+
+
+def test_gitlab_pushes_start_no_pipeline(remote_site: Site, checkout: Path) -> None:
+    """On GitLab the agent's branch is pushed with `ci.skip`: the push itself starts no
+    pipeline that would run agent-written code with the project's CI/CD variables."""
+    run_once(remote_site, checkout, issue_task(), "    return 0", "first")
+    assert remote_site.server is not None
+    options = remote_site.server.push_options()
+    assert options, "a push happened"
+    if remote_site.kind == "gitlab":
+        assert all(opts == ["ci.skip"] for opts in options)
+    else:
+        assert all(opts == [] for opts in options)

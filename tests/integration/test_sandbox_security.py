@@ -161,9 +161,7 @@ CREDENTIAL_FILES = {
 }
 
 
-def test_untracked_and_ignored_files_stay_out(
-    sandbox_factory: SandboxFactory, repo: Path
-) -> None:
+def test_untracked_and_ignored_files_stay_out(sandbox_factory: SandboxFactory, repo: Path) -> None:
     (repo / ".gitignore").write_text("build/\n")
     from tests.integration.conftest import commit
 
@@ -200,7 +198,7 @@ def test_an_edited_executable_keeps_its_mode(sandbox_factory: SandboxFactory, re
     changes = box.changes()
     assert changes.modified == ["run.sh"]
     assert "old mode" not in changes.patch
-    assert "index " in changes.patch and " 100755\n" in changes.patch
+    assert " 100755\n" in changes.patch
     box.run("chmod -x run.sh")
     assert "new mode 100644" in box.changes().patch  # a real mode change is kept too
 

@@ -114,3 +114,39 @@ def test_demo_uses_bubblewrap_when_no_docker_daemon_is_reachable(tmp_path: Path)
         result.stderr
     )
     assert "conclusion: fixed" in result.stderr
+
+
+def test_doctor_warns_when_the_gitlab_job_runs_on_an_unprotected_ref(tmp_path: Path) -> None:
+    repo = samples.make_repo(tmp_path / "r", {".astraforge.yml": "sandbox:\n  backend: bwrap\n"})
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "GITLAB_CI": "true",
+        "CI_COMMIT_REF_PROTECTED": "false",
+        "CI_COMMIT_REF_NAME": "astraforge/gitlab-7-fix",
+    }
+    result = run_cli("doctor", "--repo", str(repo), "--forge", "local", env=env)
+    warning = [line for line in result.stdout.splitlines() if line.startswith("warn")]
+    assert warning == [
+        "warn  the job runs on the unprotected ref 'astraforge/gitlab-7-fix' (fix: run "
+        "AstraForge on protected refs only (the template's rules do) and mark OPENAI_API_KEY "
+        "and GITLAB_TOKEN protected and masked)"
+    ]
+    protected = run_cli(
+        "doctor",
+        "--repo",
+        str(repo),
+        "--forge",
+        "local",
+        env={**env, "CI_COMMIT_REF_PROTECTED": "true"},
+    )
+    assert "warn" not in protected.stdout
+
+
+def test_forge_init_takes_relative_paths(tmp_path: Path) -> None:
+    samples.make_repo(tmp_path / "src", {"a.py": "x = 1\n"})
+    result = run_cli("forge", "init", "forge", "--from", "src", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "forge" / "remote.git" / "HEAD").exists()
+    shown = run_cli("forge", "show", "forge", cwd=tmp_path)
+    assert json.loads(shown.stdout)["repo"]["default_branch"] == "main"

@@ -77,9 +77,28 @@ class APIServer:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def seed(self, source: Path) -> None:
-        """The remote starts as a bare clone of ``source``."""
+        """The remote starts as a bare clone of ``source``. Like GitHub and GitLab it takes
+        push options, and it records them (``push_options``)."""
         self.bare.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run(["git", "clone", "-q", "--bare", str(source), str(self.bare)], check=True)
+        subprocess.run(
+            ["git", "-C", str(self.bare), "config", "receive.advertisePushOptions", "true"],
+            check=True,
+        )
+        hook = self.bare / "hooks" / "pre-receive"
+        hook.write_text(
+            "#!/bin/sh\ncat >/dev/null\nopts=\n"
+            'i=0; while [ "$i" -lt "${GIT_PUSH_OPTION_COUNT:-0}" ]; do '
+            'eval "opts=\\"$opts \\$GIT_PUSH_OPTION_$i\\""; i=$((i+1)); done\n'
+            'echo "push:$opts" >> "$GIT_DIR/push-options.log"\n'
+        )
+        hook.chmod(0o755)
+
+    def push_options(self) -> list[list[str]]:
+        """The push options of every push, in order."""
+        log = self.bare / "push-options.log"
+        lines = log.read_text().splitlines() if log.exists() else []
+        return [line.removeprefix("push:").split() for line in lines]
 
     def default_branch(self) -> str:
         head = subprocess.run(

@@ -294,3 +294,37 @@ def test_cli_policy_check(tmp_path: Path) -> None:
     assert CANARY not in result.stdout + result.stderr
     schema = json.loads(run_cli("policy", "schema").stdout)
     assert "triggers" in schema["properties"]
+
+
+def test_ci_configuration_and_action_files_are_protected_by_default(tmp_path: Path) -> None:
+    from astraforge import config
+
+    repo = samples.make_repo(
+        tmp_path / "r",
+        {
+            ".gitlab-ci.yml": "include:\n  - local: ci/build.yml\n  - ci/deploy.yml\n"
+            "  - remote: https://example.com/x.yml\n",
+            "ci/build.yml": "include:\n  local: /ci/more.yml\n",
+            "ci/deploy.yml": "deploy: {script: [make]}\n",
+            "ci/more.yml": "more: {script: [make]}\n",
+            "ci/notes.md": "not included\n",
+        },
+    )
+    rules = config.load_policy(repo, config.load(repo, env={}), {})
+    assert {"/ci/build.yml", "/ci/deploy.yml", "/ci/more.yml"} <= set(rules.paths.protected)
+    for name in (
+        "ci/build.yml",
+        "ci/more.yml",
+        "action.yml",
+        "action/install.sh",
+        ".gitattributes",
+        ".pre-commit-config.yaml",
+        ".gitlab/ci/jobs.yml",
+        ".gitlab/templates/x.yaml",
+    ):
+        check = verdict(patch_of(tmp_path / name.replace("/", "_"), {name: "x\n"}), rules)
+        assert not check["protected paths"].passed, name
+    fine = verdict(
+        patch_of(tmp_path / "ok", {"ci/notes.md": "x\n", "src/action.yml": "x\n"}), rules
+    )
+    assert fine["protected paths"].passed

@@ -74,6 +74,10 @@ class Outcome(_Model):
     refusals: list[str] = Field(
         default_factory=list, description="commands and paths the policy refused during the run"
     )
+    skipped: list[str] = Field(
+        default_factory=list,
+        description="files left out of the change: special files, nested .git, odd names",
+    )
     usage: dict[str, Any] = Field(default_factory=dict)
     model: dict[str, Any] = Field(default_factory=dict)
     engine: str = "builtin"

@@ -143,6 +143,7 @@ def run_agent(
             "tests_before": before,
             "tests_after": after,
             "refusals": toolbox.refusals if toolbox else [],
+            "skipped": changes.skipped if changes else [],
         }
     )
     (out / DIFF).write_text(changes.patch if changes else "", encoding="utf-8")

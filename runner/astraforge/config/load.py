@@ -329,16 +329,17 @@ def load(
 
 def load_policy(repo: Path | None, config: Config, env: Mapping[str, str]) -> Policy:
     """The trusted policy (``base_policy`` or the bundled default), tightened by the
-    repository's own policy file read from the base commit. Refused loosenings are added to
+    repository's own policy file read from the base commit, with the files the repository's
+    CI configuration includes protected too. Refused loosenings are added to
     ``config.warnings``."""
     from astraforge import policy
 
     base = policy.load_file(Path(config.base_policy)) if config.base_policy else policy.default()
+    commit = git.trusted_commit(repo, env) if repo is not None else None
     if not config.policy:
-        return base
+        return _with_ci_includes(repo, commit, base)
     if repo is None:
         raise ConfigError(f"policy file {config.policy} needs the repository", "pass --repo")
-    commit = git.trusted_commit(repo, env)
     raw = git.show_file(repo, commit, config.policy, MAX_CONFIG_BYTES) if commit else None
     if raw is None:
         raise ConfigError(
@@ -352,4 +353,39 @@ def load_policy(repo: Path | None, config: Config, env: Mapping[str, str]) -> Po
         f"tighten the trusted one: set it in the file {TRUSTED['base_policy']} names)"
         for what in refused
     )
-    return merged
+    return _with_ci_includes(repo, commit, merged)
+
+
+def _with_ci_includes(repo: Path | None, commit: str | None, rules: Policy) -> Policy:
+    """``rules`` with the files the repository's GitLab CI configuration includes locally
+    protected too: changing them changes what CI runs."""
+    if repo is None or commit is None:
+        return rules
+    extra = [p for p in ci_includes(repo, commit) if p not in rules.paths.protected]
+    if not extra:
+        return rules
+    paths = rules.paths.model_copy(update={"protected": [*rules.paths.protected, *extra]})
+    return rules.model_copy(update={"paths": paths})
+
+
+def ci_includes(repo: Path, commit: str, limit: int = 50) -> list[str]:
+    """The files ``.gitlab-ci.yml`` includes with ``include: local:`` (and what those include),
+    as committed at ``commit``, as anchored globs."""
+    seen: list[str] = []
+    queue = [".gitlab-ci.yml"]
+    while queue and len(seen) < limit:
+        raw = git.show_file(repo, commit, queue.pop(0), MAX_CONFIG_BYTES)
+        try:
+            data = yaml.safe_load(raw.decode("utf-8", "replace")) if raw else None
+        except yaml.YAMLError:
+            continue
+        include = data.get("include") if isinstance(data, dict) else None
+        items = include if isinstance(include, list) else [include] if include else []
+        for item in items:
+            local = item.get("local") if isinstance(item, dict) else item
+            if isinstance(local, str) and "://" not in local and "$" not in local:
+                path = "/" + local.strip().lstrip("/")
+                if path not in seen:
+                    seen.append(path)
+                    queue.append(path.lstrip("/"))
+    return seen

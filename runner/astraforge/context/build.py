@@ -30,6 +30,7 @@ class Context:
     test_command: str | None = None
     test_command_from: str | None = None
     notes: list[str] = field(default_factory=list)
+    personal_data: list[str] = field(default_factory=list)  # what a trusted setting allows
 
     @property
     def crashing(self) -> code.CodeWindow | None:
@@ -47,7 +48,7 @@ def gather(
 ) -> Context:
     env = env or {}
     index = index or RepoIndex.of(checkout)
-    ctx = Context(task=task)
+    ctx = Context(task=task, personal_data=list(config.personal_data))
     if task.alert and task.alert.needs_fetch and not task.alert.frames:
         ctx.task = task = _fetch(task, config, env, ctx.notes)
     frames, ctx.trace_from = _frames(task)

@@ -8,6 +8,7 @@ instruction files, then the size of the issue text. The crashing frame always st
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from typing import Any
 from astraforge import render, tokens
 from astraforge.config import Config
 from astraforge.context.build import Context, gather
-from astraforge.context.sanitize import MAX_UNTRUSTED, clean
+from astraforge.context.sanitize import MAX_UNTRUSTED, attribute, clean, one_line
 from astraforge.sandbox.config import WORKSPACE
 from astraforge.task import Frame, Kind, Task
 
@@ -26,16 +27,6 @@ MAX_BREADCRUMBS = 20
 MAX_TAGS = 20
 MAX_UNMAPPED = 10
 MIN_BODY = 1000
-SECRET_HEADERS = {
-    "authorization",
-    "proxy-authorization",
-    "cookie",
-    "set-cookie",
-    "x-api-key",
-    "x-auth-token",
-    "x-csrftoken",
-    "x-xsrf-token",
-}
 KIND_TEMPLATES = {
     Kind.ISSUE: "issue.md.j2",
     Kind.COMMENT_COMMAND: "comment_command.md.j2",
@@ -128,7 +119,7 @@ def _fence_for(text: str) -> str:
 
 def _frame_text(frame: Frame) -> str:
     where = frame.abs_path or frame.filename or frame.module or "?"
-    return clean(f"{where}:{frame.lineno or '?'} in {frame.function or '?'}", 300)
+    return one_line(f"{where}:{frame.lineno or '?'} in {frame.function or '?'}", 300)
 
 
 def _view(ctx: Context, selection: Selection) -> dict[str, Any]:
@@ -139,20 +130,20 @@ def _view(ctx: Context, selection: Selection) -> dict[str, Any]:
     requester = f" by @{task.requester.login}" if task.requester else ""
     where = task.repository.full_name if task.repository else None
     number = f"#{task.number}" if task.number is not None else ""
-    origin = clean(f"{task.source.value} {task.event} {where or ''}{number}{requester}", 200)
+    allowed = set(ctx.personal_data)
     view: dict[str, Any] = {
         "task": task,
-        "origin": " ".join(origin.split()),
-        "title": clean(task.title, 500),
+        "origin": attribute(f"{task.source.value} {task.event} {where or ''}{number}{requester}"),
+        "title": one_line(task.title, 500),
         "body": clean(task.body, selection.body_limit) if task.body else "",
         "instruction": clean(task.instruction, selection.body_limit) if task.instruction else "",
-        "labels": [clean(label, 100) for label in task.labels],
-        "alert": _alert_view(alert, selection) if alert else None,
+        "labels": [one_line(label, 100) for label in task.labels],
+        "alert": _alert_view(alert, selection, allowed) if alert else None,
         "frames": [
             {
-                "path": w.path,
+                "path": one_line(w.path, 300),
                 "lineno": w.lineno,
-                "function": clean(w.function or "", 200) or None,
+                "function": one_line(w.function or "", 200) or None,
                 "crashing": w.crashing,
                 "in_app": w.in_app,
                 "drift": clean(w.drift, 600) if w.drift else None,
@@ -167,42 +158,119 @@ def _view(ctx: Context, selection: Selection) -> dict[str, Any]:
         "trace_from": ctx.trace_from,
         "unmapped": [_frame_text(f) for f in ctx.unmapped[:MAX_UNMAPPED]],
         "unmapped_more": max(0, len(ctx.unmapped) - MAX_UNMAPPED),
-        "suspects": ctx.suspects if selection.suspects else [],
+        "suspects": [
+            {
+                "commit": s.commit[:10],
+                "date": one_line(s.date, 40),
+                "author": one_line(s.author, 100),
+                "summary": one_line(s.summary, 200),
+                "where": one_line(s.where, 300),
+            }
+            for s in (ctx.suspects if selection.suspects else [])
+        ],
         "instructions": [
-            {"path": i.path, "text": clean(i.text, 16_000)}
+            {"path": attribute(i.path), "text": clean(i.text, 16_000)}
             for i in ctx.instructions[: selection.instructions]
         ],
-        "repo_map": ctx.repo_map if selection.repo_map else None,
-        "test_command": ctx.test_command,
+        "repo_map": clean(ctx.repo_map, 8000) if selection.repo_map else None,
+        "test_command": one_line(ctx.test_command, 500) if ctx.test_command else None,
         "test_command_from": ctx.test_command_from,
-        "notes": ctx.notes,
+        "notes": [one_line(note, 600) for note in ctx.notes],
         "omitted": _summarize(selection.omitted),
     }
     return view
 
 
-def _alert_view(alert: Any, selection: Selection) -> dict[str, Any]:
+# Personal data in alerts, by the name a trusted setting allows it with.
+PERSONAL_HEADERS = {
+    "cookie": "cookies",
+    "set-cookie": "cookies",
+    "authorization": "auth_headers",
+    "proxy-authorization": "auth_headers",
+    "x-api-key": "auth_headers",
+    "x-auth-token": "auth_headers",
+    "x-csrftoken": "auth_headers",
+    "x-xsrf-token": "auth_headers",
+    "user-agent": "user_agent",
+    "x-forwarded-for": "ip_address",
+    "x-real-ip": "ip_address",
+    "forwarded": "ip_address",
+    "true-client-ip": "ip_address",
+    "cf-connecting-ip": "ip_address",
+    "x-client-ip": "ip_address",
+    "x-cluster-client-ip": "ip_address",
+    "remote-addr": "ip_address",
+}
+PERSONAL_TAGS = {
+    "user": "email",
+    "user.email": "email",
+    "email": "email",
+    "user.ip": "ip_address",
+    "ip": "ip_address",
+    "ip_address": "ip_address",
+    "client_ip": "ip_address",
+    "user_agent": "user_agent",
+    "user-agent": "user_agent",
+}
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])")
+_IPV6 = re.compile(r"(?<![\w:])[0-9a-fA-F]{0,4}(?::[0-9a-fA-F]{0,4}){2,7}(?![\w:])")
+
+
+def _ipv6(match: re.Match[str]) -> str:
+    try:
+        ipaddress.IPv6Address(match.group(0))
+    except ValueError:
+        return match.group(0)  # a time of day, a port list: not an address
+    return "[ip]"
+
+
+def _private(text: str, allowed: set[str]) -> str:
+    """``text`` with e-mail and IP addresses masked, unless a trusted setting allows them."""
+    if "email" not in allowed:
+        text = _EMAIL.sub("[email]", text)
+    if "ip_address" not in allowed:
+        text = _IPV6.sub(_ipv6, _IPV4.sub("[ip]", text))
+    return text
+
+
+def _alert_view(alert: Any, selection: Selection, allowed: set[str]) -> dict[str, Any]:
     request = alert.request
+
+    def field(text: str | None, limit: int) -> str | None:
+        return one_line(_private(text or "", allowed), limit) or None
+
+    def kept(key: str, table: dict[str, str]) -> bool:
+        kind = table.get(key.lower())
+        return kind is None or kind in allowed
+
     return {
-        "short_id": clean(alert.short_id or "", 100) or None,
-        "level": clean(alert.level or "", 50) or None,
-        "environment": clean(alert.environment or "", 100) or None,
-        "release": clean(alert.release or "", 200) or None,
-        "platform": clean(alert.platform or "", 50) or None,
-        "culprit": clean(alert.culprit or "", 500) or None,
+        "short_id": field(alert.short_id, 100),
+        "level": field(alert.level, 50),
+        "environment": field(alert.environment, 100),
+        "release": one_line(alert.release or "", 200) or None,
+        "platform": field(alert.platform, 50),
+        "culprit": field(alert.culprit, 500),
         "exception": clean(
-            ": ".join(p for p in (alert.exception_type, alert.exception_value) if p), 2000
+            _private(
+                ": ".join(p for p in (alert.exception_type, alert.exception_value) if p), allowed
+            ),
+            2000,
         ),
-        "tags": [(clean(k, 100), clean(v, 200)) for k, v in list(alert.tags.items())[:MAX_TAGS]],
+        "tags": [
+            (one_line(k, 100), field(v, 200) or "")
+            for k, v in list(alert.tags.items())[:MAX_TAGS]
+            if kept(k, PERSONAL_TAGS)
+        ],
         "request": (
             {
-                "method": clean(request.method or "", 20),
-                "url": clean(request.url or "", 1000),
-                "query": clean(request.query or "", 1000),
+                "method": field(request.method, 20) or "",
+                "url": field(request.url, 1000) or "",
+                "query": field(request.query, 1000) or "",
                 "headers": [
-                    (clean(k, 100), clean(v, 300))
+                    (one_line(k, 100), field(v, 300) or "")
                     for k, v in list(request.headers.items())[:20]
-                    if k.lower() not in SECRET_HEADERS
+                    if kept(k, PERSONAL_HEADERS)
                 ],
             }
             if request
@@ -210,10 +278,10 @@ def _alert_view(alert: Any, selection: Selection) -> dict[str, Any]:
         ),
         "breadcrumbs": [
             {
-                "time": clean(str(b.timestamp or ""), 40),
-                "category": clean(b.category or b.type or "", 60),
-                "level": clean(b.level or "", 20),
-                "message": clean(b.message or "", 300),
+                "time": one_line(str(b.timestamp or ""), 40),
+                "category": field(b.category or b.type, 60) or "",
+                "level": field(b.level, 20) or "",
+                "message": field(b.message, 300) or "",
             }
             for b in alert.breadcrumbs[-MAX_BREADCRUMBS:]
         ]

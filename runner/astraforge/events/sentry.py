@@ -313,7 +313,7 @@ def _comment(
     source: Source,
 ) -> Task:
     text = data.opt_str("comment", MAX_TEXT) or ""
-    issue_id = data.string("issue_id")
+    issue_id = data.string("issue_id", 200)
     invocation = find_invocation(text, syntax)
     actor = root.opt_obj("actor")
     login = actor.opt_str("name") if actor else None

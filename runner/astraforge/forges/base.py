@@ -53,6 +53,9 @@ class GitAuth:
 
 class Forge(Protocol):
     name: str
+    # Options sent with every push: GitLab gets ``ci.skip``, so that pushing the agent's
+    # branch starts no pipeline that would run its code with the project's CI/CD variables.
+    push_options: tuple[str, ...]
 
     def repo(self) -> RepoInfo: ...
 

@@ -26,6 +26,7 @@ API_URL = "https://api.github.com"
 
 class GitHubForge:
     name = "github"
+    push_options: tuple[str, ...] = ()
 
     def __init__(
         self,

@@ -21,6 +21,7 @@ DRAFT = "Draft: "
 
 class GitLabForge:
     name = "gitlab"
+    push_options: tuple[str, ...] = ("ci.skip",)
 
     def __init__(
         self,

@@ -28,6 +28,7 @@ from astraforge.git import run_git
 
 class LocalForge:
     name = "local"
+    push_options: tuple[str, ...] = ()
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
@@ -41,6 +42,7 @@ class LocalForge:
     @classmethod
     def init(cls, root: Path, source: Path, full_name: str = "local/repo") -> LocalForge:
         """A new forge whose remote is a bare clone of ``source``."""
+        root = root.resolve()
         root.mkdir(parents=True, exist_ok=True)
         run_git(["clone", "-q", "--bare", str(source.resolve()), str(root / "remote.git")], root)
         head = run_git(["symbolic-ref", "--short", "HEAD"], root / "remote.git").stdout

@@ -250,7 +250,9 @@ class Sandbox(ABC):
         if raw.exit_code != 0 or raw.truncated:
             raise SandboxError(f"listing the workspace failed: {raw.stderr.strip()[-300:]}")
         found: dict[str, _Stat] = {}
-        for line in raw.data.decode("utf-8", "surrogateescape").splitlines():
+        for line in raw.data.decode("utf-8", "surrogateescape").split("\n"):
+            if not line:
+                continue
             fields = line.split(" ", 5)
             if len(fields) != 6 or not fields[5].startswith("./"):
                 raise SandboxError(f"unexpected line in the workspace listing: {line[:200]!r}")
