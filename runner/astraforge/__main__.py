@@ -1,3 +1,5 @@
+"""`python -m astraforge`: the same as the `astraforge` command."""
+
 from astraforge.cli import main
 
 if __name__ == "__main__":

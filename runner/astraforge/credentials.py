@@ -40,6 +40,8 @@ class CredentialError(ConfigError):
 
 @dataclass(frozen=True)
 class Credential:
+    """A secret and the hosts it may be sent to."""
+
     name: str  # the variable it came from, for messages
     value: str
     hosts: frozenset[str]

@@ -6,6 +6,11 @@ The CLI prints ``error: <message> (fix: <remediation>)`` on one line and exits w
 
 from __future__ import annotations
 
+import difflib
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
 
 class AstraForgeError(Exception):
     """Base of every error the runner reports to a user."""
@@ -27,11 +32,15 @@ class AstraForgeError(Exception):
 
 
 class UsageError(AstraForgeError):
+    """A bad flag or a missing file."""
+
     exit_code = 2
     default_remediation = "see `astraforge --help`"
 
 
 class ConfigError(AstraForgeError):
+    """The configuration or the policy is wrong."""
+
     exit_code = 3
     default_remediation = "correct the configuration; `astraforge config schema` lists every field"
 
@@ -44,6 +53,8 @@ class PayloadError(AstraForgeError):
 
 
 class UnsupportedEventError(PayloadError):
+    """A valid payload of an event AstraForge does not act on."""
+
     default_remediation = (
         "trigger AstraForge on issues, issue comments, repository_dispatch, workflow_dispatch, "
         "GitLab issue/note hooks or pipeline triggers, or Sentry/GlitchTip alerts"
@@ -51,11 +62,15 @@ class UnsupportedEventError(PayloadError):
 
 
 class ForgeError(AstraForgeError):
+    """The forge refused or could not be reached."""
+
     exit_code = 5
     default_remediation = "check the forge token and its permissions"
 
 
 class SandboxError(AstraForgeError):
+    """The sandbox could not be created or stopped answering."""
+
     exit_code = 6
     default_remediation = (
         "check that a Docker daemon (`docker info`) or bubblewrap (`bwrap --version`) is "
@@ -64,10 +79,40 @@ class SandboxError(AstraForgeError):
 
 
 class ModelError(AstraForgeError):
+    """The model API refused or kept failing."""
+
     exit_code = 7
     default_remediation = "check the model name, base URL and API key"
 
 
 class PolicyError(AstraForgeError):
+    """The policy blocked the change."""
+
     exit_code = 8
     default_remediation = "review the policy file; the report lists the rule that blocked the run"
+
+
+def _field_names(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The field names allowed at ``loc`` (for "did you mean")."""
+    current: Any = model
+    for part in loc[:-1]:
+        fields = getattr(current, "model_fields", {})
+        if part not in fields:
+            return []
+        current = fields[part].annotation
+    return list(getattr(current, "model_fields", {}))
+
+
+def pydantic_error(exc: ValidationError, origin: str, model: type[BaseModel]) -> str:
+    """One line naming the first problem of a file or setting, with "did you mean" for a
+    misspelt key: ``origin: field.path: message``."""
+    first = exc.errors()[0]
+    loc = tuple(first["loc"])
+    where = ".".join(str(p) for p in loc) or "(top level)"
+    message = first["msg"]
+    if first["type"] == "extra_forbidden" and loc:
+        close = difflib.get_close_matches(str(loc[-1]), _field_names(model, loc), n=1)
+        if close:
+            message += f" (did you mean {close[0]!r}?)"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{origin}: {where}: {message}{more}"

@@ -47,6 +47,7 @@ def run_git(
     input: bytes | None = None,
     check: bool = True,
 ) -> subprocess.CompletedProcess[bytes]:
+    """Run host git with hooks off and no user configuration."""
     cmd = [
         "git",
         "-c",
@@ -149,6 +150,8 @@ class PushRejected(AstraForgeError):
 
 @dataclass(frozen=True)
 class Author:
+    """The author and committer of a fix commit."""
+
     name: str
     email: str
 
@@ -258,6 +261,8 @@ class WorkRepo:
 
 @dataclass(frozen=True)
 class PushResult:
+    """Where a branch ended, and whether this run pushed it."""
+
     branch: str
     commit: str
     pushed: bool  # False: the branch already held this tree

@@ -36,6 +36,7 @@ MAX_SLUG = 40
 
 
 def slug(text: str, limit: int = MAX_SLUG) -> str:
+    """Words of a title as a branch-name slug."""
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     words = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
     return words[:limit].rstrip("-") or "task"
@@ -51,17 +52,22 @@ def task_id(task: Task) -> str:
 
 
 def branch_name(task: Task, prefix: str) -> str:
+    """The one branch of a task."""
     return f"{prefix.strip('/')}/{task.source.value}-{task_id(task)}-{slug(task.title)}"
 
 
 @dataclass(frozen=True)
 class Links:
+    """Where the run log and the trajectory are."""
+
     run: str | None = None  # the CI job log, which is the run log
     trajectory: str | None = None
 
 
 @dataclass
 class Published:
+    """What publishing wrote: the branch, the PR, every write."""
+
     branch: str
     pr: PullRequest | None
     pushed: bool
@@ -70,18 +76,43 @@ class Published:
     writes: list[str] = field(default_factory=list)
 
 
-def pr_title(task: Task, outcome: Outcome) -> str:
+def pr_title(task: Task) -> str:
+    """The PR/MR title: ``Fix: <issue title>`` for issues and alerts."""
     prefix = "Fix" if task.kind.value in ("issue", "alert") else "AstraForge"
     title = task.title if len(task.title) <= 80 else task.title[:77] + "..."
     return f"{prefix}: {title}"
 
 
+def closing_line(task: Task) -> str | None:
+    """The line that closes the issue when the PR/MR merges (GitHub: Fixes, GitLab: Closes)."""
+    if task.number is None:
+        return None
+    if task.source.value == "github":
+        return f"Fixes #{task.number}"
+    if task.source.value == "gitlab":
+        return f"Closes #{task.number}"
+    return None
+
+
+@dataclass(frozen=True)
+class Texts:
+    """Everything a run writes to the forge about its change, rendered once: the same text
+    is scanned for secrets and then published."""
+
+    title: str
+    body: str
+    digest: str  # what the body says, not which run said it
+    message: str  # the commit message
+
+
 def commit_message(task: Task, outcome: Outcome, links: Links) -> str:
-    lines = [pr_title(task, outcome), ""]
+    """The fix commit's message, with AstraForge's trailers."""
+    lines = [pr_title(task), ""]
     if outcome.summary:
         lines += [outcome.summary.strip(), ""]
-    if task.number is not None and task.source.value in ("github", "gitlab"):
-        lines += [f"Fixes #{task.number}", ""]
+    closes = closing_line(task)
+    if closes:
+        lines += [closes, ""]
     lines.append(f"{TRAILER}: {task.fingerprint}")
     if links.run:
         lines.append(f"AstraForge-Run: {links.run}")
@@ -93,25 +124,21 @@ def _body_hash(title: str, substance: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def pr_body(
-    task: Task,
-    outcome: Outcome,
-    links: Links,
-    *,
-    policy: list[dict[str, Any]] | None = None,
-) -> tuple[str, str]:
-    """(body, hash). The hash covers what the PR says, not which run said it."""
+def texts(
+    task: Task, outcome: Outcome, links: Links, *, policy: list[dict[str, Any]] | None = None
+) -> Texts:
+    """The title, body and commit message of a change, with the policy results to show."""
+    title = pr_title(task)
     substance = {
         "diff": outcome.diff_sha256,
         "summary": outcome.summary,
         "root_cause": outcome.root_cause,
-        "tests_reported": outcome.tests_reported,
         "before": outcome.tests_before.passed if outcome.tests_before else None,
         "after": outcome.tests_after.passed if outcome.tests_after else None,
         "policy": repr(policy or []),
         "status": outcome.status.value,
     }
-    digest = _body_hash(pr_title(task, outcome), substance)
+    digest = _body_hash(title, substance)
     shown = outcome.model_copy(
         update={
             key: clean(value, 8000)
@@ -126,32 +153,21 @@ def pr_body(
         outcome=shown,
         links=links,
         policy=policy or [],
-        closes=_closing_line(task),
+        closes=closing_line(task),
     )
-    return body.rstrip() + "\n\n" + HASH_MARKER.format(digest) + "\n", digest
-
-
-def _closing_line(task: Task) -> str | None:
-    if task.number is None:
-        return None
-    if task.source.value == "github":
-        return f"Fixes #{task.number}"
-    if task.source.value == "gitlab":
-        return f"Closes #{task.number}"
-    return None
+    body = body.rstrip() + "\n\n" + HASH_MARKER.format(digest) + "\n"
+    return Texts(title, body, digest, commit_message(task, outcome, links))
 
 
 def publish(
     forge: Forge,
     checkout: Path,
     task: Task,
-    outcome: Outcome,
+    texts: Texts,
     patch: str,
     *,
     base_commit: str,
     config: PublishConfig,
-    links: Links,
-    policy: list[dict[str, Any]] | None = None,
     credentials: Credentials | None = None,
 ) -> Published:
     """Push the branch and open or update its PR; every write is listed in the result."""
@@ -164,7 +180,7 @@ def publish(
         checkout,
         base=base_commit,
         patch=patch,
-        message=commit_message(task, outcome, links),
+        message=texts.message,
         author=Author(config.author_name, config.author_email),
         url=repo.clone_url,
         branch=branch,
@@ -175,13 +191,15 @@ def publish(
     result = Published(branch=branch, pr=None, pushed=pushed.pushed)
     if pushed.pushed:
         result.writes.append(f"push {branch}")
-    title = pr_title(task, outcome)
-    body, digest = pr_body(task, outcome, links, policy=policy)
     pull = forge.find_pr(branch)
     if pull is None:
         try:
             pull = forge.open_pr(
-                head=branch, base=repo.default_branch, title=title, body=body, draft=config.draft
+                head=branch,
+                base=repo.default_branch,
+                title=texts.title,
+                body=texts.body,
+                draft=config.draft,
             )
             result.created = True
             result.writes.append(f"open PR #{pull.number}")
@@ -189,8 +207,10 @@ def publish(
             pull = forge.find_pr(branch)  # a concurrent run opened it first
             if pull is None:
                 raise
-    if not result.created and (_existing_hash(pull.body) != digest or pull.title != title):
-        pull = forge.update_pr(pull.number, title=title, body=body)
+    if not result.created and (
+        _existing_hash(pull.body) != texts.digest or pull.title != texts.title
+    ):
+        pull = forge.update_pr(pull.number, title=texts.title, body=texts.body)
         result.updated = True
         result.writes.append(f"update PR #{pull.number}")
     missing = [label for label in config.labels if label not in pull.labels]
@@ -230,6 +250,7 @@ def status_text(
     published: Published | None = None,
     reason: str | None = None,
 ) -> str:
+    """The status comment for a state of the run."""
     return render.render(
         "templates",
         "status_comment.md.j2",

@@ -59,10 +59,12 @@ def resource_dir(kind: str, name: str) -> Traversable:
 
 
 def read_text(kind: str, name: str) -> str:
+    """A shipped file's text."""
     return resource(kind, name).read_text(encoding="utf-8")
 
 
 def list_names(kind: str, folder: str = "") -> list[str]:
+    """The names in a shipped folder."""
     node = _find(kind, folder)
     if not node.is_dir():
         return []

@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class Source(StrEnum):
+    """The platform an event came from."""
+
     GITHUB = "github"
     GITLAB = "gitlab"
     SENTRY = "sentry"
@@ -17,6 +19,8 @@ class Source(StrEnum):
 
 
 class Kind(StrEnum):
+    """What a task asks for."""
+
     ISSUE = "issue"
     COMMENT_COMMAND = "comment_command"
     ALERT = "alert"
@@ -28,6 +32,8 @@ class _Model(BaseModel):
 
 
 class Repository(_Model):
+    """A repository as an event names it."""
+
     forge: str = Field(description="github, gitlab or local")
     owner: str = Field(description="owner login or GitLab namespace path")
     name: str
@@ -40,6 +46,8 @@ class Repository(_Model):
 
 
 class Requester(_Model):
+    """The person (or bot) who asked."""
+
     login: str
     association: str | None = Field(
         default=None, description="GitHub author_association, or a permission the payload states"
@@ -48,6 +56,8 @@ class Requester(_Model):
 
 
 class Links(_Model):
+    """Where to read about the task."""
+
     issue: str | None = None
     comment: str | None = None
     alert: str | None = None
@@ -55,6 +65,8 @@ class Links(_Model):
 
 
 class Frame(_Model):
+    """One stack frame of an alert."""
+
     filename: str | None = None
     abs_path: str | None = None
     module: str | None = None
@@ -68,6 +80,8 @@ class Frame(_Model):
 
 
 class Breadcrumb(_Model):
+    """One event that happened before an error."""
+
     timestamp: str | float | None = None
     category: str | None = None
     level: str | None = None
@@ -76,6 +90,8 @@ class Breadcrumb(_Model):
 
 
 class RequestInfo(_Model):
+    """The HTTP request an error happened in."""
+
     method: str | None = None
     url: str | None = None
     query: str | None = None
@@ -83,6 +99,8 @@ class RequestInfo(_Model):
 
 
 class Alert(_Model):
+    """What an alert says about an error."""
+
     issue_id: str | None = None
     short_id: str | None = None
     event_id: str | None = None
@@ -110,6 +128,8 @@ class Alert(_Model):
 
 
 class Task(_Model):
+    """What every payload from every platform becomes."""
+
     source: Source
     kind: Kind
     event: str = Field(description="the platform's event name, e.g. issues.labeled, event_alert")

@@ -20,6 +20,7 @@ _state: dict[str, Any] = {"on": False}
 
 
 def init(env: Mapping[str, str]) -> bool:
+    """Report the runner's own crashes to ASTRAFORGE_SENTRY_DSN, scrubbed."""
     dsn = env.get(DSN_VARIABLE, "").strip()
     if not dsn:
         return False
@@ -47,6 +48,7 @@ def init(env: Mapping[str, str]) -> bool:
 
 
 def tag_task(fingerprint: str) -> None:
+    """Tag crash reports with the task's fingerprint."""
     if _state["on"]:
         import sentry_sdk
 
@@ -54,6 +56,7 @@ def tag_task(fingerprint: str) -> None:
 
 
 def report_crash(exc: BaseException) -> None:
+    """Report one crash, if telemetry is on."""
     if _state["on"]:
         import sentry_sdk
 

@@ -44,6 +44,7 @@ def exact() -> bool:
 
 
 def count(text: str) -> int:
+    """Tokens of a text in cl100k_base."""
     encoder = _encoder()
     return encoder(text) if encoder is not None else estimate_high(text)
 
@@ -51,6 +52,7 @@ def count(text: str) -> int:
 def count_messages(
     messages: Iterable[Mapping[str, Any]], counter: Callable[[str], int] = count
 ) -> int:
+    """Tokens of chat messages, by ``counter``."""
     total = 3  # every reply is primed with the assistant marker
     for message in messages:
         total += MESSAGE_OVERHEAD

@@ -24,6 +24,8 @@ _CLOSED_STATUSES = ("resolved", "ignored", "muted", "archived")
 
 @dataclass(frozen=True)
 class Decision:
+    """Whether an event asks for a run, and why."""
+
     run: bool
     reason: str
 

@@ -429,3 +429,40 @@ def test_hardened_publish_takes_the_requester_from_its_own_event(tmp_path: Path)
     assert final["conclusion"] == "refused", published.stderr
     assert "'reader' has 'read' permission" in final["reason"]
     assert not (forge.root / "pulls").exists()
+
+
+def test_a_run_leaves_the_checkout_untouched(tmp_path: Path) -> None:
+    """Without --out the artifacts go to the user's cache, never into the checkout."""
+    checkout = make_checkout(tmp_path)
+    forge = local(tmp_path, checkout)
+    cache = tmp_path / "cache"
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "GITLAB_", "CI"))}
+    with scripted(list(FIX)) as llm:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "astraforge",
+                "run",
+                "--repo",
+                str(checkout),
+                "--forge",
+                "local",
+                "--forge-dir",
+                str(forge.root),
+                "--event",
+                str(issue_event(tmp_path)),
+                "--base-url",
+                llm.url,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=checkout,
+            env={**base, "OPENAI_API_KEY": LLM_KEY, "XDG_CACHE_HOME": str(cache)},
+        )
+    assert result.returncode == 0, result.stderr
+    assert samples.git(checkout, "status", "--porcelain") == ""
+    reports = list((cache / "astraforge" / "runs").glob("*/report.json"))
+    assert len(reports) == 1
+    assert json.loads(reports[0].read_text())["conclusion"] == "fixed"

@@ -19,6 +19,7 @@ from astraforge import policy
 from astraforge.agent.run import AgentRun, run_agent
 from astraforge.agent.trajectory import read_events
 from astraforge.config import Config
+from astraforge.diff import parse
 from astraforge.events import github as github_events
 from astraforge.forges.github import GitHubForge
 from astraforge.redact import secrets_from_env
@@ -68,7 +69,7 @@ def assert_nothing_secret_left(llm: Any, out: Path) -> None:
 
 def verdict(out: Path) -> list[policy.Check]:
     return policy.check_patch(
-        (out / "diff.patch").read_text(),
+        parse((out / "diff.patch").read_text()),
         policy.default(),
         known_secrets=secrets_from_env(ENV),
     )
@@ -159,6 +160,12 @@ def forge(tmp_path: Path) -> Any:
         yield GitHubForge("octo/shop", FORGE_TOKEN, server.url, throttle=False), server
 
 
+def authorize(task: Task, triggers: policy.TriggerPolicy, forge: Any) -> policy.Authorization:
+    """The pipeline's way: the forge is asked only when the lists leave it to the permission."""
+    login = policy.permission_needed(task, triggers)
+    return policy.authorize(task, triggers, forge.permission(login) if login else None)
+
+
 def _as(login: str, user_type: str = "User") -> Task:
     payload = load_fixture("github/issues.labeled.json")
     payload["sender"]["login"], payload["sender"]["type"] = login, user_type
@@ -177,7 +184,7 @@ def _as(login: str, user_type: str = "User") -> Task:
 )
 def test_who_may_trigger(forge: Any, login: str, user_type: str, allowed: bool, why: str) -> None:
     github_forge, server = forge
-    result = policy.authorize(_as(login, user_type), policy.default().triggers, github_forge)
+    result = authorize(_as(login, user_type), policy.default().triggers, github_forge)
     assert result.allowed is allowed
     assert why in result.reason
     asked = [r.path for r in server.requests if "/collaborators/" in r.path]
@@ -189,8 +196,8 @@ def test_who_may_trigger(forge: Any, login: str, user_type: str, allowed: bool, 
 def test_maintain_requirement(forge: Any) -> None:
     github_forge, _ = forge
     strict = policy.default().triggers.model_copy(update={"permission": "maintain"})
-    assert not policy.authorize(_as("writer"), strict, github_forge).allowed
-    assert policy.authorize(_as("maintainer"), strict, github_forge).allowed
+    assert not authorize(_as("writer"), strict, github_forge).allowed
+    assert authorize(_as("maintainer"), strict, github_forge).allowed
 
 
 def test_denied_command_refused_in_a_real_docker_sandbox(tmp_path: Path) -> None:

@@ -31,7 +31,15 @@ from astraforge.forges.github import GitHubForge
 from astraforge.forges.gitlab import GitLabForge
 from astraforge.forges.local import LocalForge
 from astraforge.git import PushRejected
-from astraforge.publish import Links, Published, branch_name, post_status, publish, status_text
+from astraforge.publish import (
+    Links,
+    Published,
+    branch_name,
+    post_status,
+    publish,
+    status_text,
+    texts,
+)
 from astraforge.redact import Redactor
 from astraforge.sandbox.base import Changes
 from astraforge.task import Task
@@ -169,11 +177,10 @@ def run_once(site: Site, checkout: Path, task: Task, line: str, summary: str) ->
         site.forge,
         checkout,
         task,
-        outcome,
+        texts(task, outcome, RUN),
         patch,
         base_commit=base,
         config=PublishConfig(),
-        links=RUN,
     )
     post_status(
         site.forge,
@@ -245,11 +252,10 @@ def test_concurrent_publishes_of_one_task_give_one_pr(site: Site, checkout: Path
                     site.forge,
                     checkout,
                     task,
-                    outcome,
+                    texts(task, outcome, RUN),
                     patch,
                     base_commit=base,
                     config=PublishConfig(),
-                    links=RUN,
                 )
             )
         except BaseException as exc:
@@ -336,11 +342,10 @@ def test_a_lost_push_race_is_retried_on_the_new_tip(remote_site: Site, checkout:
             site.forge,
             checkout,
             task,
-            other,
+            texts(task, other, RUN),
             other_patch,
             base_commit=base,
             config=PublishConfig(),
-            links=RUN,
         )
 
     site.server.before_push.append(concurrent_run)

@@ -432,3 +432,26 @@ def test_example_configuration_is_valid_and_a_missing_secret_is_one_line(tmp_pat
         .splitlines()[-1]
         .startswith("error: SENTRY_CLIENT_SECRET is not set (fix: export SENTRY_CLIENT_SECRET")
     )
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def test_a_failed_send_is_retried_after_its_backoff(
+    tmp_path: Path, github: FakeGitHub, backend: str, request: pytest.FixtureRequest
+) -> None:
+    """Both stores honour the retry delay: the second attempt comes seconds later, not after
+    Redis' 60 s idle time."""
+    state: dict[str, Any] = {"backend": backend, "path": str(tmp_path / "relay.db")}
+    if backend == "redis":
+        state["redis_url"] = request.getfixturevalue("redis_url")
+    github.fail("POST", r"/repos/[^/]+/[^/]+/dispatches", 502, times=1)
+    config = rh.write_config(tmp_path / "relay.yml", github.url, state=state)
+    with rh.RelayProcess(config, tmp_path / "relay.log") as relay:
+        body = rh.alert_for_issue(ALERT, 7)
+        status, _ = rh.post(relay.port, "/hooks/sentry", body, rh.sentry_headers(body))
+        assert status == 202
+        started = time.monotonic()
+        wait_for(lambda: len(github.dispatches) == 1)
+        waited = time.monotonic() - started
+    attempts = [r for r in github.requests if r.path.endswith("/dispatches")]
+    assert len(attempts) == 2  # one failure, one success
+    assert 1.0 <= waited < 30, waited

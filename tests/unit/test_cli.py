@@ -46,9 +46,13 @@ def test_bundled_examples_are_listed_and_shown() -> None:
 
 
 def test_unknown_example_is_a_clear_error() -> None:
-    result = run_cli("event", "show", "--example", "nope")
-    assert result.returncode == 1
-    assert "examples/payloads/nope.json" in result.stderr
+    result = run_cli("event", "show", "--example", "sentry")
+    assert result.returncode == 2
+    assert result.stderr == (
+        "error: there is no bundled example named 'sentry' (fix: use one of: "
+        "github-issue-labeled, gitlab-issue-open, glitchtip-alert, sentry-event-alert "
+        "(`astraforge event examples`))\n"
+    )
 
 
 def test_resources_are_not_read_from_the_current_directory(tmp_path: object) -> None:

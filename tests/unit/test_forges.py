@@ -9,9 +9,9 @@ from tests.conftest import run_cli
 
 from astraforge.errors import ForgeError, UsageError
 from astraforge.forges import open_forge
-from astraforge.forges.base import at_least
 from astraforge.forges.github import GitHubForge
 from astraforge.forges.gitlab import GitLabForge
+from astraforge.policy.model import at_least
 
 
 def test_missing_tokens_are_one_clear_error() -> None:

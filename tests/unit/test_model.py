@@ -11,11 +11,11 @@ from tests.servers.llm import Step, call, error, reply, scripted
 from astraforge.agent.model import (
     DeadlineReached,
     OpenAIModel,
-    ReplayModel,
     Reply,
     _retry_after,
     make_model,
 )
+from astraforge.agent.replay import ReplayModel
 from astraforge.config import ModelConfig
 from astraforge.errors import ModelError
 

@@ -11,6 +11,7 @@ from tests import samples
 from tests.conftest import run_cli
 
 from astraforge import policy
+from astraforge.diff import parse
 from astraforge.errors import ConfigError
 from astraforge.globs import matches
 from astraforge.policy import Policy, check_patch
@@ -42,7 +43,7 @@ def patch_of(
 
 
 def verdict(patch: str, rules: Policy = RULES, **kw: object) -> dict[str, policy.Check]:
-    return {c.name: c for c in check_patch(patch, rules, **kw)}  # type: ignore[arg-type]
+    return {c.name: c for c in check_patch(parse(patch), rules, **kw)}  # type: ignore[arg-type]
 
 
 def test_a_clean_patch_passes_every_check(tmp_path: Path) -> None:

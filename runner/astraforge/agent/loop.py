@@ -30,6 +30,8 @@ REMINDER = (
 
 @dataclass
 class Budget:
+    """The run's budgets and what has been spent of them."""
+
     limits: Budgets
     price: Price | None
     started: float = field(default_factory=time.monotonic)
@@ -94,6 +96,8 @@ class Budget:
 
 @dataclass
 class LoopEnd:
+    """How the tool loop ended: finished, text only, or a budget ran out."""
+
     how: str  # finished | text_only | budget
     finish: Finish | None = None
     budget: str | None = None
@@ -158,6 +162,7 @@ def run_loop(
     max_output: int,
     context_window: int,
 ) -> LoopEnd:
+    """Call the model and run its tool calls until it finishes or a budget runs out."""
     tools = specs()
     reminded = False
     while True:

@@ -3,7 +3,8 @@
 :class:`OpenAIModel` speaks chat completions with tools through the openai SDK, to OpenAI,
 Azure OpenAI or any compatible server. It retries on its own instead of with the SDK's retry
 loop, so that a retry never sleeps or waits past the run's wall-time budget and every retry
-is recorded. :class:`ReplayModel` answers with a trajectory's recorded replies.
+is recorded. ``replay:FILE`` answers with a trajectory's recorded replies
+(:class:`astraforge.agent.replay.ReplayModel`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ MAX_RETRY_AFTER = 120.0
 
 @dataclass(frozen=True)
 class ToolCall:
+    """One tool call as the model sent it."""
+
     id: str
     name: str
     arguments: str  # the JSON text exactly as the model sent it
@@ -37,6 +40,8 @@ class ToolCall:
 
 @dataclass(frozen=True)
 class Usage:
+    """Tokens of one model call, as reported (or estimated when not)."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
     estimated: bool = False  # the server reported no usage
@@ -48,6 +53,8 @@ class Usage:
 
 @dataclass(frozen=True)
 class Reply:
+    """One model reply: text, tool calls and usage."""
+
     content: str | None
     tool_calls: list[ToolCall] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
@@ -85,6 +92,8 @@ class DeadlineReached(Exception):
 
 
 class Model(Protocol):
+    """The model seam: a chat completion with tools, within a deadline."""
+
     name: str
 
     def complete(
@@ -145,38 +154,65 @@ class OpenAIModel:
         }
         if self.config.temperature is not None:
             request["temperature"] = self.config.temperature
-        attempt = 0
-        while True:
+        import tenacity
+
+        retries = self.config.max_retries
+        why: dict[str, str] = {}
+
+        def stop(state: tenacity.RetryCallState) -> bool:
+            """Stop after ``max_retries``, or when the next wait would pass the deadline."""
+            if time.monotonic() + (state.upcoming_sleep or 0) >= deadline:
+                why["stop"] = "deadline"
+                return True
+            if state.attempt_number > retries:
+                why["stop"] = "attempts"
+                return True
+            return False
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            """Retry-After when the server says, else exponential backoff with jitter."""
+            failed = state.outcome.exception() if state.outcome else None
+            response = getattr(failed, "response", None) if _is_status(failed) else None
+            after = _retry_after(response.headers) if response is not None else None
+            return _backoff(state.attempt_number - 1) if after is None else after
+
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            failed = state.outcome.exception() if state.outcome else None
+            if self.on_retry and failed is not None:
+                self.on_retry(state.attempt_number, self._failure(failed), state.upcoming_sleep)
+
+        def attempt() -> Reply:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise DeadlineReached
-            try:
-                response = self._client.chat.completions.create(
-                    **request, timeout=min(self.config.timeout_seconds, remaining)
-                )
-            except (openai.APITimeoutError, openai.APIConnectionError) as exc:
-                if time.monotonic() >= deadline:
-                    raise DeadlineReached from None
-                failure, wait = self._describe(exc), _backoff(attempt)
-            except openai.APIStatusError as exc:
-                if exc.status_code != 429 and exc.status_code < 500:
-                    raise self._refused(exc) from None
-                failure = f"HTTP {exc.status_code}"
-                after = _retry_after(exc.response.headers)
-                wait = _backoff(attempt) if after is None else after
-            else:
-                return self._reply(response, messages)
-            if attempt >= self.config.max_retries:
-                raise ModelError(
-                    f"the model API kept failing ({failure}) after {attempt + 1} attempts",
-                    "try again later, or raise model.max_retries; the partial run is kept",
-                )
-            if time.monotonic() + wait >= deadline:
-                raise DeadlineReached
-            if self.on_retry:
-                self.on_retry(attempt + 1, failure, wait)
-            time.sleep(wait)
-            attempt += 1
+            response = self._client.chat.completions.create(
+                **request, timeout=min(self.config.timeout_seconds, remaining)
+            )
+            return self._reply(response, messages)
+
+        try:
+            return tenacity.Retrying(
+                stop=stop,
+                wait=wait,
+                retry=tenacity.retry_if_exception(_retryable),
+                before_sleep=before_sleep,
+                reraise=True,
+            )(attempt)
+        except (openai.APITimeoutError, openai.APIConnectionError, openai.APIStatusError) as exc:
+            if why.get("stop") == "deadline" or time.monotonic() >= deadline:
+                raise DeadlineReached from None
+            if _is_status(exc) and not _retryable(exc):
+                raise self._refused(exc) from None
+            raise ModelError(
+                f"the model API kept failing ({self._failure(exc)}) after {retries + 1} attempts",
+                "try again later, or raise model.max_retries; the partial run is kept",
+            ) from None
+
+    def _failure(self, exc: BaseException) -> str:
+        """What failed, in a few words, for the log and the error."""
+        if _is_status(exc):
+            return f"HTTP {exc.status_code}"  # type: ignore[attr-defined]
+        return self._describe(exc)
 
     def check(self) -> None:
         """One tiny request, to see that the API, the key and the model answer."""
@@ -197,7 +233,7 @@ class OpenAIModel:
         except openai.APIStatusError as exc:
             raise self._refused(exc) from None
 
-    def _describe(self, exc: Exception) -> str:
+    def _describe(self, exc: BaseException) -> str:
         import openai
 
         if isinstance(exc, openai.APITimeoutError):
@@ -260,6 +296,21 @@ class OpenAIModel:
         return Reply(message.content, calls, usage, choice.finish_reason)
 
 
+def _is_status(exc: BaseException | None) -> bool:
+    import openai
+
+    return isinstance(exc, openai.APIStatusError)
+
+
+def _retryable(exc: BaseException) -> bool:
+    """429, 5xx, timeouts and connection errors are worth another try; other refusals not."""
+    import openai
+
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code == 429 or exc.status_code >= 500
+    return isinstance(exc, (openai.APITimeoutError, openai.APIConnectionError))
+
+
 def _backoff(attempt: int) -> float:
     """Exponential backoff with up to 25% jitter."""
     delay: float = min(INITIAL_BACKOFF * 2.0**attempt, MAX_BACKOFF)
@@ -292,43 +343,13 @@ def _error_detail(exc: Any) -> str:
     return ""
 
 
-class ReplayModel:
-    """Answers with the replies recorded in a trajectory, in order; needs no network."""
-
-    def __init__(self, path: Path) -> None:
-        from astraforge.agent.trajectory import read_events
-
-        self.name = f"{REPLAY_PREFIX}{path}"
-        self._replies = [
-            Reply.from_json(e["reply"]) for e in read_events(path) if e["type"] == "response"
-        ]
-        if not self._replies:
-            raise ModelError(f"{path}: the trajectory holds no model replies to replay")
-        self._next = 0
-
-    def complete(
-        self,
-        messages: list[Message],
-        tools: list[dict[str, Any]],
-        *,
-        max_output: int,
-        deadline: float,
-    ) -> Reply:
-        if self._next >= len(self._replies):
-            raise ModelError(
-                f"the replayed trajectory has only {len(self._replies)} replies",
-                "the run took a different path than the recorded one",
-            )
-        reply = self._replies[self._next]
-        self._next += 1
-        return reply
-
-
 def make_model(
     config: ModelConfig, env: Mapping[str, str], on_retry: RetryHook | None = None
 ) -> Model:
     """The model a configuration names; ``replay:FILE`` selects :class:`ReplayModel`."""
     if config.name.startswith(REPLAY_PREFIX):
+        from astraforge.agent.replay import ReplayModel
+
         return ReplayModel(Path(config.name[len(REPLAY_PREFIX) :]))
     key = env.get(config.api_key_env, "").strip()
     if not key:

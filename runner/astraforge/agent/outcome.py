@@ -9,12 +9,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from astraforge import diff
 from astraforge.sandbox.base import Changes, ExecResult
 
 OUTPUT_TAIL = 4000
 
 
 class Status(StrEnum):
+    """How an agent run ended."""
+
     FIXED = "fixed"
     NO_CHANGE = "no_change"
     BUDGET_EXHAUSTED = "budget_exhausted"
@@ -53,6 +56,8 @@ class TestRun(_Model):
 
 
 class FileChange(_Model):
+    """One changed file with its line counts."""
+
     path: str
     change: str = Field(description="added, modified or deleted")
     added_lines: int = 0
@@ -60,6 +65,8 @@ class FileChange(_Model):
 
 
 class Outcome(_Model):
+    """What an agent run produced (outcome.json)."""
+
     status: Status
     reason: str = Field(description="one line: why the run ended this way")
     summary: str | None = None
@@ -92,19 +99,7 @@ class Outcome(_Model):
 
 def file_changes(changes: Changes) -> list[FileChange]:
     """Per-file line counts, read from the patch."""
-    stats: dict[str, list[int]] = {}
-    current: str | None = None
-    in_hunk = False
-    for line in changes.patch.splitlines():
-        if line.startswith("diff --git "):
-            current, in_hunk = None, False
-        elif not in_hunk and line.startswith(("--- a/", "+++ b/")):
-            current = line[6:]
-            stats.setdefault(current, [0, 0])
-        elif line.startswith("@@"):
-            in_hunk = True
-        elif in_hunk and current is not None and line[:1] in "+-" and line:
-            stats[current][0 if line[0] == "+" else 1] += 1
+    counts = {f.path: (len(f.added), f.removed) for f in diff.parse(changes.patch)}
     kinds = {
         **{p: "added" for p in changes.added},
         **{p: "modified" for p in changes.modified},
@@ -114,12 +109,13 @@ def file_changes(changes: Changes) -> list[FileChange]:
         FileChange(
             path=p,
             change=kind,
-            added_lines=stats.get(p, [0, 0])[0],
-            deleted_lines=stats.get(p, [0, 0])[1],
+            added_lines=counts.get(p, (0, 0))[0],
+            deleted_lines=counts.get(p, (0, 0))[1],
         )
         for p, kind in sorted(kinds.items())
     ]
 
 
 def sha256(text: str) -> str:
+    """The hex SHA-256 of a patch's text."""
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()

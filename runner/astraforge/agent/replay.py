@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from astraforge.agent.model import REPLAY_PREFIX, Message, Reply
 from astraforge.agent.outcome import sha256
 from astraforge.agent.tools import Toolbox
 from astraforge.agent.trajectory import read_events
-from astraforge.errors import PayloadError, UsageError
+from astraforge.errors import ModelError, PayloadError, UsageError
 from astraforge.git import head_commit, run_git
 from astraforge.sandbox import open_sandbox
 from astraforge.sandbox.config import SandboxSpec
@@ -24,6 +25,8 @@ from astraforge.sandbox.config import SandboxSpec
 
 @dataclass(frozen=True)
 class ReplayResult:
+    """Whether re-executing a run's tool calls gave the same diff."""
+
     identical: bool
     calls: int
     expected_sha256: str
@@ -33,6 +36,7 @@ class ReplayResult:
 
 
 def replay(trajectory: Path, repo: Path, spec: SandboxSpec | None = None) -> ReplayResult:
+    """Re-execute a trajectory's tool calls in a fresh sandbox, without a model."""
     events = list(read_events(trajectory))
     start = events[0]
     end = next((e for e in reversed(events) if e["type"] == "end"), None)
@@ -92,3 +96,33 @@ def _starting_tree(repo: Path, commit: str | None) -> Iterator[Path]:
         yield tmp
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+class ReplayModel:
+    """Answers with the replies recorded in a trajectory, in order; needs no network."""
+
+    def __init__(self, path: Path) -> None:
+        self.name = f"{REPLAY_PREFIX}{path}"
+        self._replies = [
+            Reply.from_json(e["reply"]) for e in read_events(path) if e["type"] == "response"
+        ]
+        if not self._replies:
+            raise ModelError(f"{path}: the trajectory holds no model replies to replay")
+        self._next = 0
+
+    def complete(
+        self,
+        messages: list[Message],
+        tools: list[dict[str, Any]],
+        *,
+        max_output: int,
+        deadline: float,
+    ) -> Reply:
+        if self._next >= len(self._replies):
+            raise ModelError(
+                f"the replayed trajectory has only {len(self._replies)} replies",
+                "the run took a different path than the recorded one",
+            )
+        reply = self._replies[self._next]
+        self._next += 1
+        return reply

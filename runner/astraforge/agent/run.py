@@ -32,12 +32,15 @@ DIFF = "diff.patch"
 
 @dataclass
 class AgentRun:
+    """An agent run's outcome and artifacts folder, and the error that ended it."""
+
     outcome: Outcome
     out: Path
     error: BaseException | None = None
 
 
 def run_tests(sandbox: Sandbox, phase: str, command: str, trajectory: Trajectory) -> TestRun:
+    """The runner's own run of the test command, recorded in the trajectory."""
     result = sandbox.run(f"cd {WORKSPACE} && {command}")
     run = TestRun.of(phase, command, result)
     trajectory.write("test", **run.model_dump())

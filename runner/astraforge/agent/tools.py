@@ -124,6 +124,8 @@ def specs() -> list[dict[str, Any]]:
 
 @dataclass(frozen=True)
 class ToolResult:
+    """What a tool call returns to the model."""
+
     content: str
     ok: bool = True
     exit_code: int | None = None
@@ -139,6 +141,7 @@ CommandCheck = Callable[[str], str | None]  # a command -> why it is refused, or
 
 
 def cap(text: str, limit: int = MAX_RESULT) -> str:
+    """Text cut to ``limit`` characters, keeping the head and the tail."""
     if len(text) <= limit:
         return text
     half = limit // 2

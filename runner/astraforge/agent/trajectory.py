@@ -29,6 +29,8 @@ VERSION = 1
 
 
 class Trajectory:
+    """The run's JSONL record, redacted and written as the run goes."""
+
     def __init__(self, path: Path, redactor: Redactor) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path

@@ -19,6 +19,8 @@ PAYLOAD_VARIABLE = "ASTRAFORGE_PAYLOAD"
 
 @dataclass(frozen=True)
 class CIEnvironment:
+    """The CI system a run is in, its repository and its job URL."""
+
     name: CIName
     repository: Repository | None
     api_url: str | None
@@ -30,6 +32,7 @@ def _truthy(value: str | None) -> bool:
 
 
 def detect(env: Mapping[str, str]) -> CIEnvironment:
+    """The CI system, from its environment variables."""
     if _truthy(env.get("GITHUB_ACTIONS")):
         full = env.get("GITHUB_REPOSITORY", "")
         owner, _, name = full.partition("/")
@@ -44,20 +47,10 @@ def detect(env: Mapping[str, str]) -> CIEnvironment:
             run_url=f"{server}/{full}/actions/runs/{run_id}" if run_id and full else None,
         )
     if _truthy(env.get("GITLAB_CI")):
-        path = env.get("CI_PROJECT_PATH", "")
-        owner, _, name = path.rpartition("/")
         server = env.get("CI_SERVER_URL", "https://gitlab.com").rstrip("/")
         return CIEnvironment(
             name="gitlab",
-            repository=Repository(
-                forge="gitlab",
-                owner=owner,
-                name=name,
-                default_branch=env.get("CI_DEFAULT_BRANCH"),
-                url=env.get("CI_PROJECT_URL"),
-            )
-            if owner
-            else None,
+            repository=gitlab.repository_from_env(env),
             api_url=env.get("CI_API_V4_URL", f"{server}/api/v4"),
             run_url=env.get("CI_JOB_URL"),
         )

@@ -43,6 +43,8 @@ def neutralize(text: str) -> str:
 
 
 class CI(Protocol):
+    """The CI log seam: groups, masks, annotations, outputs and a summary."""
+
     redact: Redactor
 
     def group(self, name: str) -> contextlib.AbstractContextManager[None]: ...
@@ -61,6 +63,8 @@ class CI(Protocol):
 
 
 class Terminal:
+    """Plain log lines with a phase header and elapsed time."""
+
     def __init__(self, redact: Redactor | None = None, stream: IO[str] | None = None) -> None:
         self.redact = redact or Redactor()
         self.stream = stream or sys.stderr
@@ -116,6 +120,8 @@ def _one_line(text: str) -> str:
 
 
 class GitHubActions(Terminal):
+    """GitHub Actions' workflow commands, job summary and outputs."""
+
     def __init__(
         self, env: Mapping[str, str], redact: Redactor | None = None, stream: IO[str] | None = None
     ) -> None:

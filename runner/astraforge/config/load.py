@@ -15,17 +15,16 @@ Precedence, highest first: flags > environment > settings file > repository file
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from astraforge import git
 from astraforge.config.model import Budgets, Config
-from astraforge.errors import ConfigError
+from astraforge.errors import ConfigError, pydantic_error
 
 if TYPE_CHECKING:
     from astraforge.policy import Policy
@@ -175,32 +174,8 @@ def env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
     return overrides
 
 
-def _field_names(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    """The field names allowed at ``loc`` (for "did you mean")."""
-    current: Any = model
-    for part in loc[:-1]:
-        fields = getattr(current, "model_fields", {})
-        if part not in fields:
-            return []
-        current = fields[part].annotation
-    return list(getattr(current, "model_fields", {}))
-
-
-def pydantic_error(exc: ValidationError, origin: str, model: type[BaseModel]) -> str:
-    """One line naming the first problem, with "did you mean" for a misspelt key."""
-    first = exc.errors()[0]
-    loc = tuple(first["loc"])
-    where = ".".join(str(p) for p in loc) or "(top level)"
-    message = first["msg"]
-    if first["type"] == "extra_forbidden" and loc:
-        close = difflib.get_close_matches(str(loc[-1]), _field_names(model, loc), n=1)
-        if close:
-            message += f" (did you mean {close[0]!r}?)"
-    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{origin}: {where}: {message}{more}"
-
-
 def validate(data: Mapping[str, Any], origin: str) -> Config:
+    """The configuration ``data`` describes, or one ConfigError naming ``origin``."""
     try:
         return Config.model_validate(data)
     except ValidationError as exc:

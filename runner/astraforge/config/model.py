@@ -255,6 +255,7 @@ class Config(_Section):
 
 
 def json_schema() -> str:
+    """The JSON schema of .astraforge.yml."""
     schema = Config.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "AstraForge configuration (.astraforge.yml)"

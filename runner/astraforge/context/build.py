@@ -19,6 +19,8 @@ from astraforge.task import Alert, Frame, Task
 
 @dataclass
 class Context:
+    """Everything gathered for a task's prompt."""
+
     task: Task
     windows: list[code.CodeWindow] = field(default_factory=list)  # the crashing frame first
     unmapped: list[Frame] = field(default_factory=list)
@@ -46,6 +48,7 @@ def gather(
     env: Mapping[str, str] | None = None,
     index: RepoIndex | None = None,
 ) -> Context:
+    """The context of a task: mapped frames, suspects, instructions and repository facts."""
     env = env or {}
     index = index or RepoIndex.of(checkout)
     ctx = Context(task=task, personal_data=list(config.personal_data))

@@ -15,6 +15,8 @@ DRIFT_SEARCH = 60  # lines either side searched for the event's line when the co
 
 @dataclass
 class CodeWindow:
+    """Numbered lines around a frame's line, with the line marked."""
+
     path: str
     lineno: int  # the line the frame ran, in today's file (after drift)
     function: str | None
@@ -37,6 +39,8 @@ class CodeWindow:
 
 @dataclass
 class Suspect:
+    """A commit that last touched failing lines."""
+
     commit: str
     author: str
     time: int
@@ -67,6 +71,7 @@ class Suspect:
 
 
 def read_lines(repo: Path, path: str) -> list[str] | None:
+    """A file's lines as committed at HEAD (or on disk outside git)."""
     try:
         data = (repo / path).read_bytes()
     except OSError:
@@ -96,6 +101,7 @@ def _same(event_line: str, repo_line: str) -> bool:
 def window(
     repo: Path, mapped: Mapped, frame: Frame, *, radius: int, crashing: bool
 ) -> CodeWindow | None:
+    """The code window of a mapped frame, with a drift note when the code moved."""
     lines = read_lines(repo, mapped.path)
     if lines is None or not frame.lineno:
         return None

@@ -42,11 +42,12 @@ LIBRARY_MARKERS = ("site-packages/", "dist-packages/", "node_modules/", "/go/pkg
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://+[^/]*", re.IGNORECASE)
 _DRIVE = re.compile(r"^[A-Za-z]:/")
 _NOT_A_FILE = {"<anonymous>", "<string>", "<stdin>", "native", "[native code]", "<unknown>"}
-SOURCE_EXTENSIONS = (".py", ".java", ".kt", ".scala", ".groovy", ".rb", ".go", ".js", ".ts")
 
 
 @dataclass(frozen=True)
 class Mapped:
+    """A frame mapped to a repository file, and how."""
+
     path: str  # relative to the repository root, with forward slashes
     matched: int  # path components matched
     how: str  # filename, abs_path or module
@@ -177,6 +178,7 @@ class RepoIndex:
 
 
 def is_library(frame: Frame) -> bool:
+    """Whether a path is inside installed packages rather than the application."""
     text = (frame.abs_path or frame.filename or "").replace("\\", "/")
     return any(marker in text for marker in LIBRARY_MARKERS)
 

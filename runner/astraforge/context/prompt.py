@@ -37,6 +37,8 @@ KIND_TEMPLATES = {
 
 @dataclass
 class Selection:
+    """What the prompt keeps; reduced part by part to fit the budget."""
+
     frames: int
     breadcrumbs: bool = True
     repo_map: bool = True
@@ -72,6 +74,8 @@ class Selection:
 
 @dataclass
 class Prompt:
+    """The first messages of a run and their token count."""
+
     messages: list[Message]
     tokens: int
     budget: int
@@ -82,11 +86,13 @@ class Prompt:
 def build_prompt(
     task: Task, checkout: Path, config: Config, env: Mapping[str, str] | None = None
 ) -> Prompt:
+    """Gather the context of a task and render its prompt within the budget."""
     ctx = gather(task, checkout, config.context, test_command=config.test_command, env=env)
     return render_prompt(ctx, config.context.max_tokens)
 
 
 def render_prompt(ctx: Context, budget: int) -> Prompt:
+    """The prompt of a gathered context, dropping the least relevant parts to fit."""
     selection = Selection(frames=len(ctx.windows), instructions=len(ctx.instructions))
     while True:
         messages = _messages(ctx, selection)

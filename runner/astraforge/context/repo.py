@@ -75,6 +75,8 @@ MANIFESTS = (
 
 @dataclass(frozen=True)
 class Instruction:
+    """A repository's instruction file, shown as guidance."""
+
     path: str
     text: str
 

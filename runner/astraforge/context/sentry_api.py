@@ -42,6 +42,7 @@ _OPENER = urllib.request.build_opener(_SameHostRedirects)
 
 
 def latest_event_urls(base_url: str, issue_id: str, organization: str | None) -> list[str]:
+    """Where an issue's latest event is: org-scoped first, then unscoped."""
     base = base_url.rstrip("/")
     issue = urllib.parse.quote(issue_id, safe="")
     urls = []
@@ -55,6 +56,7 @@ def latest_event_urls(base_url: str, issue_id: str, organization: str | None) ->
 def fetch_latest_event(
     base_url: str, token: str, issue_id: str, organization: str | None = None
 ) -> dict[str, Any]:
+    """The latest event of a Sentry (or GlitchTip) issue."""
     last = ""
     for url in latest_event_urls(base_url, issue_id, organization):
         request = urllib.request.Request(  # noqa: S310 - the configured Sentry URL

@@ -39,6 +39,7 @@ def load_payload(path: str | Path) -> dict[str, Any]:
 
 
 def decode_payload(raw: bytes, name: str = "payload") -> dict[str, Any]:
+    """A payload's bytes as a JSON object, or one PayloadError."""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -26,6 +26,8 @@ class CommandSyntax(BaseModel):
 
 @dataclass(frozen=True)
 class Invocation:
+    """A command or mention found in a comment, with what follows it."""
+
     how: Literal["command", "mention"]
     instruction: str
 

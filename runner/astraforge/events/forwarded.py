@@ -28,6 +28,7 @@ DISPATCH_EVENT_TYPE = "astraforge-alert"
 
 
 def is_forwarded(payload: object) -> bool:
+    """Whether a payload is AstraForge's own forwarded format."""
     return isinstance(payload, dict) and MARKER in payload and "task" in payload
 
 
@@ -36,6 +37,7 @@ def _size(payload: dict[str, Any]) -> int:
 
 
 def encode(task: Task, max_chars: int = MAX_CHARS) -> dict[str, Any]:
+    """A Task as the versioned forwarded payload, trimmed to fit."""
     data = task.model_dump(mode="json", exclude={"raw", "repository"}, exclude_defaults=True)
     trimmed = {"frames": 0, "breadcrumbs": 0, "text_chars": 0}
     payload: dict[str, Any] = {MARKER: VERSION, "task": data, "trimmed": trimmed}
@@ -92,6 +94,7 @@ def _cut(node: Any, limit: int, trimmed: dict[str, int]) -> None:
 
 
 def decode(payload: dict[str, Any], path: str = "$") -> Task:
+    """The Task a forwarded payload carries."""
     version = payload.get(MARKER)
     if version != VERSION:
         raise PayloadError(

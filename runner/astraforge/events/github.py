@@ -10,13 +10,6 @@ from astraforge.events.commands import CommandSyntax, find_invocation
 from astraforge.events.payload import MAX_TEXT, Node, digest, title_of
 from astraforge.task import Kind, Links, Repository, Requester, Source, Task
 
-SUPPORTED = (
-    "issues",
-    "issue_comment",
-    "pull_request_review_comment",
-    "repository_dispatch",
-    "workflow_dispatch",
-)
 REQUEST_INPUTS = ("request", "prompt", "task", "instructions")
 
 
@@ -43,6 +36,7 @@ def infer_event_name(payload: dict[str, Any]) -> str:
 def parse(
     payload: dict[str, Any], event_name: str | None = None, syntax: CommandSyntax | None = None
 ) -> Task:
+    """A GitHub webhook payload as a Task."""
     name = event_name or infer_event_name(payload)
     syntax = syntax or CommandSyntax()
     root = Node(payload)
@@ -58,6 +52,7 @@ def parse(
 
 
 def repository(root: Node) -> Repository:
+    """The repository a GitHub payload names."""
     repo = root.obj("repository")
     full = repo.string("full_name")
     owner, _, name = full.partition("/")
@@ -73,6 +68,7 @@ def repository(root: Node) -> Repository:
 
 
 def requester(user: Node, association: str | None = None) -> Requester:
+    """Who caused a GitHub event."""
     login = user.string("login")
     is_bot = user.opt_str("type") == "Bot" or login.endswith("[bot]")
     return Requester(login=login, association=association, is_bot=is_bot)

@@ -14,6 +14,7 @@ REQUEST_VARIABLE = "ASTRAFORGE_REQUEST"
 
 
 def parse(payload: dict[str, Any], syntax: CommandSyntax | None = None) -> Task:
+    """A GitLab webhook payload as a Task."""
     root = Node(payload)
     kind = root.string("object_kind")
     if kind == "issue":
@@ -24,6 +25,7 @@ def parse(payload: dict[str, Any], syntax: CommandSyntax | None = None) -> Task:
 
 
 def repository(project: Node) -> Repository:
+    """The project a GitLab payload names."""
     path = project.string("path_with_namespace")
     owner, _, name = path.rpartition("/")
     if not owner:
@@ -113,6 +115,20 @@ def _note(root: Node, payload: dict[str, Any], syntax: CommandSyntax) -> Task:
     )
 
 
+def repository_from_env(env: Mapping[str, str]) -> Repository | None:
+    """The project a GitLab CI job runs for, from its predefined variables."""
+    owner, _, name = env.get("CI_PROJECT_PATH", "").rpartition("/")
+    if not owner:
+        return None
+    return Repository(
+        forge="gitlab",
+        owner=owner,
+        name=name,
+        default_branch=env.get("CI_DEFAULT_BRANCH"),
+        url=env.get("CI_PROJECT_URL"),
+    )
+
+
 def from_variables(env: Mapping[str, str]) -> Task:
     """A plain-language request passed as a pipeline variable (api, web or trigger pipelines)."""
     request = (env.get(REQUEST_VARIABLE) or "").strip()
@@ -121,19 +137,8 @@ def from_variables(env: Mapping[str, str]) -> Task:
             f"the pipeline has no {REQUEST_VARIABLE} variable and no TRIGGER_PAYLOAD",
             f"run the pipeline with {REQUEST_VARIABLE}='what to fix', or trigger it with a webhook",
         )
+    repo = repository_from_env(env)
     path = env.get("CI_PROJECT_PATH", "")
-    owner, _, name = path.rpartition("/")
-    repo = (
-        Repository(
-            forge="gitlab",
-            owner=owner,
-            name=name,
-            default_branch=env.get("CI_DEFAULT_BRANCH"),
-            url=env.get("CI_PROJECT_URL"),
-        )
-        if owner
-        else None
-    )
     login = env.get("GITLAB_USER_LOGIN")
     return Task(
         source=Source.MANUAL,

@@ -20,6 +20,7 @@ _ISSUE_URL = re.compile(r"/(?P<org>[^/]+)/issues/(?P<id>\d+)")
 
 
 def looks_like(payload: dict[str, Any]) -> bool:
+    """Whether a payload is a GlitchTip alert."""
     attachments = payload.get("attachments")
     sections = payload.get("sections")
     return (isinstance(attachments, list) and bool(attachments)) or (
@@ -28,6 +29,7 @@ def looks_like(payload: dict[str, Any]) -> bool:
 
 
 def parse(payload: dict[str, Any]) -> Task:
+    """A GlitchTip alert as a Task."""
     root = Node(payload)
     attachments = [a for a in root.array("attachments") if a.is_obj()]
     if attachments:

@@ -9,10 +9,12 @@ from astraforge.task import Kind, Requester, Source, Task
 
 
 def looks_like(payload: dict[str, Any]) -> bool:
+    """Whether a payload is a plain-language request."""
     return isinstance(payload.get("request"), str)
 
 
 def parse(payload: dict[str, Any]) -> Task:
+    """A plain-language request as a Task."""
     root = Node(payload)
     request = root.string("request", MAX_TEXT)
     login = root.opt_str("requester")

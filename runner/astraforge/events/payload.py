@@ -20,6 +20,7 @@ TRUNCATED = "\n…[truncated by AstraForge]"
 
 
 def cap(text: str, limit: int) -> str:
+    """Text cut to ``limit`` characters, saying so."""
     if len(text) <= limit:
         return text
     return text[: max(0, limit - len(TRUNCATED))] + TRUNCATED

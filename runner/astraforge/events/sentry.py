@@ -26,16 +26,17 @@ from astraforge.task import (
     Task,
 )
 
-RESOURCES = ("event_alert", "error", "issue", "metric_alert", "comment", "activity_alert")
 _PROJECT_URL = re.compile(r"/projects/(?P<org>[^/]+)/(?P<project>[^/]+)/")
 _ORG_URL = re.compile(r"/organizations/(?P<org>[^/]+)/")
 
 
 def is_legacy(payload: dict[str, Any]) -> bool:
+    """Whether a payload comes from Sentry's legacy webhook plugin."""
     return "project_slug" in payload and ("triggering_rules" in payload or "event" in payload)
 
 
 def infer_resource(payload: dict[str, Any]) -> str:
+    """The Sentry-Hook-Resource a payload's shape implies."""
     data = payload.get("data")
     if not isinstance(data, dict):
         raise PayloadError("field $.data is required in a Sentry integration webhook")
@@ -58,6 +59,7 @@ def parse(
     syntax: CommandSyntax | None = None,
     source: Source = Source.SENTRY,
 ) -> Task:
+    """A Sentry webhook payload as a Task."""
     root = Node(payload)
     if resource is None and is_legacy(payload):
         return _legacy(root, payload, source)
@@ -152,6 +154,7 @@ def alert_from_event(event: Node) -> Alert:
 
 
 def alert_from_issue(issue: Node) -> Alert:
+    """An Alert from a Sentry issue object (no frames: fetched later)."""
     metadata = issue.opt_obj("metadata")
     project = issue.opt_obj("project")
     match = _ORG_URL.search(issue.opt_str("url") or issue.opt_str("web_url") or "")
@@ -171,6 +174,7 @@ def alert_from_issue(issue: Node) -> Alert:
 
 
 def read_frames(stack: Node) -> tuple[list[Frame], int]:
+    """The stack frames of an event, oldest first."""
     total = stack.list_len("frames")
     frames = [_frame(f) for f in stack.array("frames", MAX_FRAMES, keep="tail") if f.is_obj()]
     return frames, max(0, total - MAX_FRAMES)
@@ -214,10 +218,12 @@ def _pairs(node: Node, key: str) -> dict[str, str]:
 
 
 def read_tags(event: Node) -> dict[str, str]:
+    """An event's tags."""
     return _pairs(event, "tags")
 
 
 def read_request(request: Node) -> RequestInfo:
+    """An event's HTTP request."""
     query_text: str | None
     if isinstance(request.value.get("query_string"), list | dict):
         query_text = "&".join(f"{k}={v}" for k, v in _pairs(request, "query_string").items())
@@ -232,6 +238,7 @@ def read_request(request: Node) -> RequestInfo:
 
 
 def read_breadcrumbs(crumbs: Node) -> list[Breadcrumb]:
+    """An event's breadcrumbs, oldest first."""
     items = crumbs.array("values", keep="tail") if crumbs.is_obj() else []
     return [
         Breadcrumb(

@@ -7,16 +7,11 @@ from typing import Protocol
 
 from astraforge.errors import ForgeError
 
-# Permission levels, weakest first. GitLab's access levels map onto them (see gitlab.py).
-PERMISSIONS = ("none", "read", "triage", "write", "maintain", "admin")
-
-
-def at_least(permission: str, required: str) -> bool:
-    return PERMISSIONS.index(permission) >= PERMISSIONS.index(required)
-
 
 @dataclass(frozen=True)
 class RepoInfo:
+    """What a forge says about the repository."""
+
     full_name: str
     default_branch: str
     clone_url: str  # HTTPS (or file) URL git pushes to; never carries credentials
@@ -25,6 +20,8 @@ class RepoInfo:
 
 @dataclass(frozen=True)
 class PullRequest:
+    """A pull or merge request."""
+
     number: int
     url: str
     title: str
@@ -38,6 +35,8 @@ class PullRequest:
 
 @dataclass(frozen=True)
 class Comment:
+    """A comment on an issue or pull request."""
+
     id: int
     body: str
     url: str = ""
@@ -52,6 +51,8 @@ class GitAuth:
 
 
 class Forge(Protocol):
+    """The few things AstraForge asks of a forge."""
+
     name: str
     # Options sent with every push: GitLab gets ``ci.skip``, so that pushing the agent's
     # branch starts no pipeline that would run its code with the project's CI/CD variables.

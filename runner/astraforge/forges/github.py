@@ -13,18 +13,20 @@ from typing import Any
 
 from astraforge.errors import ForgeError
 from astraforge.forges.base import (
-    PERMISSIONS,
     AlreadyExists,
     Comment,
     GitAuth,
     PullRequest,
     RepoInfo,
 )
+from astraforge.policy.model import PERMISSIONS
 
 API_URL = "https://api.github.com"
 
 
 class GitHubForge:
+    """GitHub and GitHub Enterprise through PyGithub."""
+
     name = "github"
     push_options: tuple[str, ...] = ()
 

@@ -20,6 +20,8 @@ DRAFT = "Draft: "
 
 
 class GitLabForge:
+    """GitLab.com and self-managed GitLab through python-gitlab."""
+
     name = "gitlab"
     push_options: tuple[str, ...] = ("ci.skip",)
 

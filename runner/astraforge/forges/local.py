@@ -27,6 +27,8 @@ from astraforge.git import run_git
 
 
 class LocalForge:
+    """A forge in a directory, for the demo and for trying AstraForge offline."""
+
     name = "local"
     push_options: tuple[str, ...] = ()
 
@@ -71,6 +73,17 @@ class LocalForge:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
         tmp.replace(path)
+
+    def state(self) -> dict[str, Any]:
+        """The repository, pull requests and comments, as JSON-ready data."""
+        pulls = [
+            self._read(self.root / "pulls" / f"{n}.json", {}) | {"number": n}
+            for n in self._numbers()
+        ]
+        comments = {
+            p.stem: self._read(p, []) for p in sorted((self.root / "comments").glob("*.json"))
+        }
+        return {"repo": self.repo().__dict__, "pulls": pulls, "comments": comments}
 
     # -- Forge ------------------------------------------------------------------------------
     def repo(self) -> RepoInfo:

@@ -1,39 +1,49 @@
-"""Policy and guard rails: who may trigger, what the agent may do, and what may be pushed."""
+"""Policy and guard rails: who may trigger, what the agent may do, and what may be pushed.
+
+Pure: nothing here talks to a forge or reads git. The pipeline fetches what a decision needs
+(the requester's permission, the parsed diff) and hands it in.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from astraforge.config import Budgets
-from astraforge.forges.base import Forge, at_least
+from astraforge.config.model import Budgets
 from astraforge.globs import matches
-from astraforge.policy.checks import Check, blocked, check_patch, parse_patch
+from astraforge.policy.checks import Check, blocked, check_diff, check_patch, check_secrets
 from astraforge.policy.merge import tighten
 from astraforge.policy.model import (
+    PERMISSIONS,
     Policy,
     TriggerPolicy,
+    at_least,
     default,
     json_schema,
     load_file,
     parse,
 )
-from astraforge.task import Task
+from astraforge.task import Kind, Source, Task
 
 __all__ = [
+    "PERMISSIONS",
+    "Authorization",
     "Check",
     "Policy",
     "TriggerPolicy",
+    "at_least",
     "authorize",
     "blocked",
     "capped_budgets",
+    "check_diff",
     "check_patch",
+    "check_secrets",
     "command_check",
     "default",
     "json_schema",
     "load_file",
     "parse",
-    "parse_patch",
+    "permission_needed",
     "read_check",
     "tighten",
 ]
@@ -44,26 +54,49 @@ CommandCheckFn = Callable[[str], str | None]
 
 @dataclass(frozen=True)
 class Authorization:
+    """Whether the requester may start a run, and why."""
+
     allowed: bool
     reason: str
 
 
-def authorize(task: Task, triggers: TriggerPolicy, forge: Forge | None) -> Authorization:
-    """Whether the requester may start a run: lists first, then the forge's permission."""
+def _local_request(task: Task) -> bool:
+    """A request handed to astraforge directly (a file or --task), not by an event."""
+    return task.source is Source.MANUAL and task.event == "request"
+
+
+def permission_needed(task: Task, triggers: TriggerPolicy) -> str | None:
+    """The login whose repository permission decides, or None when the lists decide alone."""
+    requester = task.requester
+    if requester is None or triggers.refuse(requester.login, requester.is_bot):
+        return None
+    if requester.is_bot or requester.login.endswith("[bot]"):
+        return None
+    return requester.login
+
+
+def authorize(task: Task, triggers: TriggerPolicy, permission: str | None) -> Authorization:
+    """Whether the requester may start a run: the lists first, then ``permission`` (the
+    requester's permission as the forge reported it, or None when it was not fetched)."""
     requester = task.requester
     if requester is None:
-        # Alerts forwarded by the relay and manual dispatches carry no requester: whoever
-        # could send them already had access to the repository's CI.
-        return Authorization(True, "no requester: the event came from CI or the relay")
+        if task.kind is Kind.ALERT:
+            return Authorization(True, f"an alert from {task.source.value}: no person asked")
+        if _local_request(task):
+            return Authorization(True, "a request given to astraforge directly, not by an event")
+        return Authorization(
+            False,
+            f"a {task.kind.value} task from {task.event} names no requester, so its permission "
+            "cannot be checked",
+        )
     login = requester.login
     refusal = triggers.refuse(login, requester.is_bot)
     if refusal:
         return Authorization(False, refusal)
     if requester.is_bot or login.endswith("[bot]"):
         return Authorization(True, f"bot {login!r} is on triggers.allowed_bots")
-    if forge is None:
+    if permission is None:
         return Authorization(False, f"no forge to check {login!r}'s permission")
-    permission = forge.permission(login)
     if not at_least(permission, triggers.permission):
         return Authorization(
             False, f"{login!r} has {permission!r} permission; {triggers.permission!r} is needed"
@@ -72,6 +105,8 @@ def authorize(task: Task, triggers: TriggerPolicy, forge: Forge | None) -> Autho
 
 
 def command_check(policy: Policy) -> CommandCheckFn:
+    """For the shell tool: why a command is refused, or None."""
+
     def check(command: str) -> str | None:
         for rule in policy.commands.deny:
             if rule.regex.search(command):
@@ -96,6 +131,7 @@ def read_check(policy: Policy) -> CommandCheckFn:
 
 
 def capped_budgets(budgets: Budgets, policy: Policy) -> Budgets:
+    """The configuration's budgets, lowered to the policy's ceilings."""
     caps = policy.budgets
     return Budgets(
         max_turns=min(budgets.max_turns, caps.max_turns),

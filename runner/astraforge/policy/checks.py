@@ -1,43 +1,29 @@
 """Checks of a patch (and the commit message and PR body that go with it) against a policy.
 
-Works on any git patch, so ``astraforge policy check --diff`` can guard PRs AstraForge did not
-make. Every check is reported, passed or not, with the rule that decided it.
+Pure: every check takes data (the parsed diff, texts, the known secret values) and returns a
+result. Works on any git patch, so ``astraforge policy check --diff`` can guard PRs AstraForge
+did not make. Every check is reported, passed or not, with the rule that decided it.
 """
 
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
 from typing import Any
 
+from astraforge.diff import FileDiff
 from astraforge.globs import matches
 from astraforge.policy import secrets
 from astraforge.policy.model import Policy
 
-
-@dataclass
-class FileDiff:
-    path: str
-    old_path: str | None = None
-    status: str = "modified"  # added, modified, deleted, renamed
-    binary: bool = False
-    old_mode: str | None = None
-    new_mode: str | None = None
-    added: list[str] = field(default_factory=list)
-    removed: int = 0
-
-    @property
-    def changed_lines(self) -> int:
-        return len(self.added) + self.removed
-
-    @property
-    def paths(self) -> list[str]:
-        return [p for p in dict.fromkeys([self.path, self.old_path or self.path]) if p]
+NO_SECRET = "no secret found in the diff, commit message or PR body"  # noqa: S105
 
 
 @dataclass(frozen=True)
 class Check:
+    """One rule's verdict on a change."""
+
     name: str
     passed: bool
     detail: str
@@ -46,70 +32,48 @@ class Check:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-
-def _unquote(path: str) -> str:
-    if not path.startswith('"'):
-        return path
-    raw = path[1:-1].encode("latin-1", "backslashreplace").decode("unicode_escape")
-    return raw.encode("latin-1").decode("utf-8", "replace")
+    def line(self) -> str:
+        """The check as one log line: ``pass   name: detail`` or ``BLOCK  name: detail``."""
+        return f"{'pass ' if self.passed else 'BLOCK'}  {self.name}: {self.detail}"
 
 
-def _strip_prefix(path: str) -> str:
-    path = _unquote(path.strip())
-    return path[2:] if path[:2] in ("a/", "b/") else path
+def check_diff(
+    files: list[FileDiff], policy: Policy, *, extra_protected: Iterable[str] = ()
+) -> list[Check]:
+    """Every check of the change itself: paths, size, binaries, symlinks, submodules."""
+    return [
+        _protected(files, policy, list(extra_protected)),
+        _size(files, policy),
+        _binary(files, policy),
+        _symlinks(files),
+        _submodules(files, policy),
+    ]
 
 
-def parse_patch(patch: str) -> list[FileDiff]:
-    """The files of a git patch with their modes, binary flag and added lines."""
-    files: list[FileDiff] = []
-    current: FileDiff | None = None
-    in_hunk = False
-    for line in patch.splitlines():
-        if line.startswith("diff --git "):
-            rest = line[len("diff --git ") :]
-            half = (len(rest) - 1) // 2
-            guess = rest[half + 1 :] if rest[:half] and rest[half] == " " else rest
-            current = FileDiff(path=_strip_prefix(guess))
-            files.append(current)
-            in_hunk = False
-            continue
-        if current is None:
-            continue
-        if in_hunk and line[:1] in ("+", "-", " ", "\\"):
-            if line.startswith("+"):
-                current.added.append(line[1:])
-            elif line.startswith("-"):
-                current.removed += 1
-            continue
-        in_hunk = False
-        if line.startswith("@@"):
-            in_hunk = True
-        elif line.startswith("new file mode "):
-            current.status, current.new_mode = "added", line.split()[-1]
-        elif line.startswith("deleted file mode "):
-            current.status, current.old_mode = "deleted", line.split()[-1]
-        elif line.startswith("old mode "):
-            current.old_mode = line.split()[-1]
-        elif line.startswith("new mode "):
-            current.new_mode = line.split()[-1]
-        elif line.startswith("index ") and len(line.split()) == 3:
-            current.old_mode = current.old_mode or line.split()[2]
-            current.new_mode = current.new_mode or line.split()[2]
-        elif line.startswith("rename from "):
-            current.old_path, current.status = _unquote(line[len("rename from ") :]), "renamed"
-        elif line.startswith("rename to "):
-            current.path = _unquote(line[len("rename to ") :])
-        elif line.startswith("--- ") and line[4:] != "/dev/null":
-            current.old_path = current.old_path or _strip_prefix(line[4:])
-        elif line.startswith("+++ ") and line[4:] != "/dev/null":
-            current.path = _strip_prefix(line[4:])
-        elif line.startswith(("Binary files ", "GIT binary patch")):
-            current.binary = True
-    return files
+def check_secrets(
+    files: list[FileDiff],
+    policy: Policy,
+    texts: Mapping[str, str],
+    known: Iterable[str] = (),
+) -> Check:
+    """The secret scan of the added lines and of ``texts`` (``{"the PR body": ...}``)."""
+    if not policy.secrets.scan:
+        return Check("secrets", True, "secret scanning is off (secrets.scan: false)")
+    scanned = {f.path: f.added for f in files if not f.binary}
+    scanned.update({where: text.splitlines() for where, text in texts.items()})
+    findings = []
+    for where, lines in scanned.items():
+        findings += [f"{kind} in {where}" for kind in scan_lines(lines, list(known), policy)]
+    if findings:
+        unique = list(dict.fromkeys(findings))
+        return Check(
+            "secrets", False, "possible secrets: " + "; ".join(unique[:10]), "secrets.scan"
+        )
+    return Check("secrets", True, NO_SECRET)
 
 
 def check_patch(
-    patch: str,
+    files: list[FileDiff],
     policy: Policy,
     *,
     commit_message: str = "",
@@ -117,18 +81,16 @@ def check_patch(
     known_secrets: Iterable[str] = (),
     extra_protected: Iterable[str] = (),
 ) -> list[Check]:
-    files = parse_patch(patch)
+    """Every check, the secret scan last."""
+    texts = {"the commit message": commit_message, "the PR body": pr_body}
     return [
-        _protected(files, policy, list(extra_protected)),
-        _size(files, policy),
-        _binary(files, policy),
-        _symlinks(files),
-        _submodules(files, policy),
-        _secrets(files, policy, commit_message, pr_body, list(known_secrets)),
+        *check_diff(files, policy, extra_protected=extra_protected),
+        check_secrets(files, policy, texts, known_secrets),
     ]
 
 
 def blocked(checks: list[Check]) -> list[Check]:
+    """The checks that failed."""
     return [c for c in checks if not c.passed]
 
 
@@ -211,25 +173,6 @@ def _submodules(files: list[FileDiff], policy: Policy) -> Check:
             "diff.allow_submodules",
         )
     return Check("submodules", True, "no submodule change")
-
-
-def _secrets(
-    files: list[FileDiff], policy: Policy, message: str, body: str, known: list[str]
-) -> Check:
-    if not policy.secrets.scan:
-        return Check("secrets", True, "secret scanning is off (secrets.scan: false)")
-    texts = {f"{f.path}": f.added for f in files if not f.binary}
-    texts["the commit message"] = message.splitlines()
-    texts["the PR body"] = body.splitlines()
-    findings = []
-    for where, lines in texts.items():
-        findings += [f"{kind} in {where}" for kind in scan_lines(lines, known, policy)]
-    if findings:
-        unique = list(dict.fromkeys(findings))
-        return Check(
-            "secrets", False, "possible secrets: " + "; ".join(unique[:10]), "secrets.scan"
-        )
-    return Check("secrets", True, "no secret found in the diff, commit message or PR body")
 
 
 def scan_lines(lines: list[str], known: list[str], policy: Policy) -> list[str]:

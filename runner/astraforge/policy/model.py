@@ -17,7 +17,15 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from astraforge import resources
-from astraforge.errors import ConfigError
+from astraforge.errors import ConfigError, pydantic_error
+
+# Permission levels, weakest first. GitLab's access levels map onto them (forges/gitlab.py).
+PERMISSIONS = ("none", "read", "triage", "write", "maintain", "admin")
+
+
+def at_least(permission: str, required: str) -> bool:
+    """Whether ``permission`` is ``required`` or stronger."""
+    return PERMISSIONS.index(permission) >= PERMISSIONS.index(required)
 
 
 class _Section(BaseModel):
@@ -69,6 +77,8 @@ class SandboxPolicy(_Section):
 
 
 class CommandRule(_Section):
+    """A pattern of shell commands, and what the model is told when it matches."""
+
     pattern: str = Field(description="Python regular expression searched in the command line")
     reason: str = Field(default="", description="told to the model when it is refused")
 
@@ -87,6 +97,8 @@ class CommandRule(_Section):
 
 
 class CommandPolicy(_Section):
+    """Which shell commands the agent may run."""
+
     allow: list[CommandRule] = Field(
         default_factory=list, description="when set, only commands matching one of these run"
     )
@@ -94,6 +106,8 @@ class CommandPolicy(_Section):
 
 
 class PathPolicy(_Section):
+    """Which paths the agent may not change or read."""
+
     protected: list[str] = Field(default_factory=list, description="globs the agent may not change")
     protect_lockfiles: bool = Field(default=False, description="also protect `lockfiles`")
     lockfiles: list[str] = Field(default_factory=list)
@@ -104,6 +118,8 @@ class PathPolicy(_Section):
 
 
 class DiffPolicy(_Section):
+    """Limits on what a change may be."""
+
     max_files: int = Field(default=20, ge=1)
     max_changed_lines: int = Field(default=500, ge=1)
     allow_binary: bool = False
@@ -120,6 +136,8 @@ class BudgetPolicy(_Section):
 
 
 class SecretPolicy(_Section):
+    """How changes are scanned for secrets."""
+
     scan: bool = Field(default=True, description="scan the diff, commit message and PR body")
     plugins: list[str] = Field(
         default_factory=list,
@@ -128,6 +146,8 @@ class SecretPolicy(_Section):
 
 
 class Policy(_Section):
+    """The whole policy file."""
+
     version: Literal[1] = 1
     triggers: TriggerPolicy = Field(default_factory=TriggerPolicy)
     sandbox: SandboxPolicy = Field(default_factory=SandboxPolicy)
@@ -139,6 +159,7 @@ class Policy(_Section):
 
 
 def parse(text: str, origin: str) -> Policy:
+    """A policy from YAML text, or one ConfigError naming ``origin``."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -152,20 +173,18 @@ def parse(text: str, origin: str) -> Policy:
     try:
         return Policy.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise ConfigError(
-            f"{origin}: {where}: {first['msg']}{more}",
-            "`astraforge policy schema` lists every field",
+            pydantic_error(exc, origin, Policy), "`astraforge policy schema` lists every field"
         ) from None
 
 
 def default() -> Policy:
+    """The bundled default policy."""
     return parse(resources.read_text("policies", "default.yml"), "policies/default.yml")
 
 
 def load_file(path: Path) -> Policy:
+    """A policy file from disk."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -174,6 +193,7 @@ def load_file(path: Path) -> Policy:
 
 
 def json_schema() -> str:
+    """The JSON schema of the policy file."""
     schema = Policy.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "AstraForge policy"

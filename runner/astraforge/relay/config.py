@@ -11,7 +11,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from astraforge.errors import ConfigError
+from astraforge.errors import ConfigError, pydantic_error
 
 
 class _Section(BaseModel):
@@ -19,6 +19,8 @@ class _Section(BaseModel):
 
 
 class GitHubTarget(_Section):
+    """A GitHub repository that gets repository_dispatch."""
+
     repository: str = Field(pattern=r"^[\w.-]+/[\w.-]+$", description="owner/name")
     token_env: str = Field(
         default="RELAY_GITHUB_TOKEN",
@@ -29,6 +31,8 @@ class GitHubTarget(_Section):
 
 
 class GitLabTarget(_Section):
+    """A GitLab project whose pipeline trigger is called."""
+
     project: str = Field(description="numeric id or full path (group/name)")
     trigger_token_env: str = Field(
         default="RELAY_GITLAB_TRIGGER_TOKEN",
@@ -39,6 +43,8 @@ class GitLabTarget(_Section):
 
 
 class Route(_Section):
+    """Which alerts go to which target."""
+
     name: str = Field(description="used in logs and metrics")
     organization: str = Field(default="*", description="Sentry organization slug, or *")
     project: str = Field(default="*", description="Sentry or GlitchTip project slug, or *")
@@ -59,13 +65,27 @@ class Route(_Section):
         )
 
 
+def default_state_path() -> Path:
+    """Where the relay keeps its SQLite state unless told: the user's state directory."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "astraforge" / "relay.db"
+
+
 class State(_Section):
+    """Where the relay keeps its dedupe, limits and outbox."""
+
     backend: Literal["sqlite", "redis"] = "sqlite"
-    path: str = Field(default="astraforge-relay.db", description="SQLite file")
+    path: str = Field(
+        default_factory=lambda: str(default_state_path()),
+        description="SQLite file (default: $XDG_STATE_HOME/astraforge/relay.db, never the "
+        "working directory)",
+    )
     redis_url: str = Field(default="redis://127.0.0.1:6379/0")
 
 
 class RelayConfig(_Section):
+    """The relay's configuration file."""
+
     sentry_client_secret_env: str = Field(
         default="SENTRY_CLIENT_SECRET",
         description="variable holding the Sentry integration's client secret",
@@ -99,6 +119,7 @@ class RelayConfig(_Section):
 
 
 def load(path: Path) -> RelayConfig:
+    """The relay's configuration file, validated."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -108,8 +129,6 @@ def load(path: Path) -> RelayConfig:
     try:
         return RelayConfig.model_validate(data or {})
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
         raise ConfigError(
-            f"{path}: {where}: {first['msg']}", "see the relay section of the README"
+            pydantic_error(exc, str(path), RelayConfig), "see the relay section of the README"
         ) from None

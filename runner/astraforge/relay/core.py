@@ -42,6 +42,8 @@ Log = Callable[[dict[str, Any]], None]
 
 @dataclass(frozen=True)
 class Verdict:
+    """The relay's answer to one webhook."""
+
     status: int
     decision: str  # forwarded, deduplicated, rate_limited, rejected, ignored
     reason: str
@@ -53,6 +55,8 @@ class Verdict:
 
 
 class Relay:
+    """Admits webhooks (signature, dedupe, limits) and sends them on."""
+
     def __init__(
         self,
         config: RelayConfig,
@@ -303,6 +307,7 @@ class PermanentError(AstraForgeError):
 
 
 def dispatch(route: Route, payload: dict[str, Any], env: Mapping[str, str]) -> None:
+    """Send one forwarded payload to its target."""
     if route.github is not None:
         target = route.github
         token = env.get(target.token_env, "")

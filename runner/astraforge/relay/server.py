@@ -32,6 +32,7 @@ from astraforge.relay.state import open_store
 
 
 def json_log(record: Mapping[str, Any]) -> None:
+    """One JSON decision log line on stderr."""
     line = json.dumps({"ts": round(time.time(), 3), **record}, default=str)
     sys.stderr.write(line + "\n")
     sys.stderr.flush()
@@ -45,6 +46,8 @@ class _Server(ThreadingHTTPServer):
 def make_server(
     relay: Relay, host: str, port: int, listener: socket.socket | None = None
 ) -> ThreadingHTTPServer:
+    """The relay's HTTP server on a socket."""
+
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "astraforge-relay"

@@ -26,6 +26,8 @@ MAX_ATTEMPTS = 8
 
 @dataclass(frozen=True)
 class Job:
+    """One admitted webhook waiting in the outbox."""
+
     id: str
     fingerprint: str
     route: str
@@ -34,6 +36,8 @@ class Job:
 
 
 class Store(Protocol):
+    """The relay's shared state: claims, counters and the outbox."""
+
     def seen(self, fingerprint: str, window: float) -> bool: ...
 
     def admit(
@@ -61,6 +65,8 @@ class Store(Protocol):
 
 
 class SQLiteStore:
+    """State in SQLite, for any number of processes on one host."""
+
     def __init__(self, path: str, recover: bool = True) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
@@ -197,15 +203,35 @@ redis.call('INCR', KEYS[3]); redis.call('EXPIRE', KEYS[3], 7200)
 redis.call('XADD', KEYS[4], '*', 'job', ARGV[4])
 return 'queued'
 """
-STREAM, GROUP = "astraforge:outbox", "relays"
+STREAM, GROUP, DELAYED = "astraforge:outbox", "relays", "astraforge:delayed"
+# A failed send leaves the stream and waits in a sorted set until its retry time.
+_RETRY = """
+redis.call('XACK', KEYS[1], ARGV[4], ARGV[1])
+redis.call('XDEL', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+return 1
+"""
+# Jobs whose retry time has come go back into the stream.
+_DUE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, 16)
+for _, job in ipairs(due) do
+  redis.call('ZREM', KEYS[2], job)
+  redis.call('XADD', KEYS[1], '*', 'job', job)
+end
+return #due
+"""
 
 
 class RedisStore:
+    """State in Redis, shared by relays behind a load balancer."""
+
     def __init__(self, url: str, idle_ms: int = 60_000) -> None:
         import redis
 
         self._redis: Any = redis.Redis.from_url(url, decode_responses=True, socket_timeout=10)
         self._admit = self._redis.register_script(_ADMIT)
+        self._retry = self._redis.register_script(_RETRY)
+        self._due = self._redis.register_script(_DUE)
         self.consumer = f"{socket.gethostname()}-{os.getpid()}"
         self.idle_ms = idle_ms
         try:
@@ -244,6 +270,7 @@ class RedisStore:
         return str(result)  # type: ignore[return-value]
 
     def next_job(self) -> Job | None:
+        self._due(keys=[STREAM, DELAYED], args=[time.time()])
         claimed = self._redis.xautoclaim(STREAM, GROUP, self.consumer, self.idle_ms, "0-0", count=1)
         entries = claimed[1] if claimed and len(claimed) > 1 else []
         if not entries:
@@ -254,7 +281,8 @@ class RedisStore:
         entry_id, fields = entries[0]
         data = json.loads(fields["job"])
         pending = self._redis.xpending_range(STREAM, GROUP, entry_id, entry_id, 1)
-        attempts = int(pending[0]["times_delivered"]) if pending else 1
+        delivered = int(pending[0]["times_delivered"]) if pending else 1
+        attempts = int(data.get("attempts", 0)) + delivered
         return Job(entry_id, data["fingerprint"], data["route"], data["payload"], attempts)
 
     def done(self, job: Job) -> None:
@@ -265,7 +293,17 @@ class RedisStore:
         if job.attempts >= MAX_ATTEMPTS:
             self.done(job)
             return False
-        return True  # left unacknowledged: claimed again once idle
+        data = {
+            "fingerprint": job.fingerprint,
+            "route": job.route,
+            "payload": job.payload,
+            "attempts": job.attempts,
+            "error": error[:500],
+        }
+        self._retry(
+            keys=[STREAM, DELAYED], args=[job.id, json.dumps(data), time.time() + delay, GROUP]
+        )
+        return True
 
     def release(self, fingerprint: str) -> None:
         self._redis.delete(f"astraforge:claim:{fingerprint}")
@@ -275,6 +313,7 @@ class RedisStore:
 
 
 def open_store(backend: str, path: str, redis_url: str, recover: bool = True) -> Store:
+    """The store a configuration names."""
     if backend == "redis":
         return RedisStore(redis_url)
     return SQLiteStore(path, recover)

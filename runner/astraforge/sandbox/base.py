@@ -32,6 +32,8 @@ __all__ = ["Changes", "ExecResult", "Sandbox", "SandboxConfig", "confine"]
 
 @dataclass(frozen=True)
 class ExecResult:
+    """A command's exit code, capped output and timing."""
+
     exit_code: int
     stdout: str
     stderr: str

@@ -98,6 +98,8 @@ class _Cgroups:
 
 
 class BwrapSandbox(Sandbox):
+    """A sandbox made with bubblewrap, for runners without Docker."""
+
     config: BwrapConfig
 
     def __init__(

@@ -59,6 +59,8 @@ class _Common(BaseModel):
 
 
 class DockerConfig(_Common):
+    """Settings of the Docker backend."""
+
     type: Literal["docker"] = "docker"
     image: str = "python:3.12-slim"
     docker_host: str | None = Field(default=None, description="default: DOCKER_HOST or socket")
@@ -90,6 +92,8 @@ ETC = [
 
 
 class BwrapConfig(_Common):
+    """Settings of the bubblewrap backend."""
+
     type: Literal["bwrap"] = "bwrap"
     ro_binds: list[str] = Field(
         default_factory=lambda: ["/usr", "/bin", "/lib", "/lib64", "/sbin"],

@@ -35,6 +35,7 @@ def _copy(node: Traversable, dest: Path) -> None:
 
 
 def sample_repo(dest: Path) -> Path:
+    """The demo's sample repository, committed."""
     _copy(resources.resource_dir("examples", "demo/repo"), dest)
     run_git(["init", "-q", "-b", "main", "."], dest)
     run_git(["add", "-A"], dest)
@@ -56,6 +57,7 @@ def docker_ready(image: str = DOCKER_IMAGE) -> bool:
 
 
 def bwrap_ready() -> bool:
+    """Whether bubblewrap can create a sandbox here."""
     if shutil.which("bwrap") is None:
         return False
     probe = subprocess.run(
@@ -67,6 +69,7 @@ def bwrap_ready() -> bool:
 
 
 def install_bwrap(say: Say) -> bool:
+    """Install bubblewrap with apt-get, saying so; whether it worked."""
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         return False
     say(
@@ -106,6 +109,7 @@ def choose_sandbox(say: Say, prefer: str | None = None) -> tuple[str, str | None
 
 
 def run_demo(directory: Path | None, say: Say, backend: str | None = None) -> pipeline.Result:
+    """The whole flow offline, on the sample repository and a real alert."""
     root = Path(directory or tempfile.mkdtemp(prefix="astraforge-demo-")).resolve()
     if root.exists() and any(root.iterdir()):
         raise SandboxError(f"{root} is not empty", "pass an empty or new --dir")
