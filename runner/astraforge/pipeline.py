@@ -13,110 +13,31 @@ leaves a status comment, a line in the log, the outputs, and the artifacts (see
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from astraforge import __version__, credentials, events, policy, report, telemetry
 from astraforge import config as config_mod
 from astraforge.agent.outcome import Outcome, Status, sha256
 from astraforge.agent.run import DIFF, run_agent
 from astraforge.ci import detect
-from astraforge.ci.log import CI, current
 from astraforge.conclusion import Conclusion
 from astraforge.diff import parse
 from astraforge.errors import AstraForgeError, UsageError
 from astraforge.forges import open_forge
 from astraforge.forges.base import Forge
 from astraforge.git import head_commit
-from astraforge.publish import Links, Published, Texts, post_status, publish, status_text, texts
-from astraforge.redact import Redactor, secrets_from_env
+from astraforge.progress import Progress
+from astraforge.publish import Published, Texts, post_status, publish, status_text, texts
+from astraforge.runs import Loaded, Options, Result, Run, Stop, start
+from astraforge.status import LiveStatus
 from astraforge.task import Task
 from astraforge.trigger import decide
 
 __all__ = ["Options", "Result", "run"]
 
 
-@dataclass
-class Options:
-    """What a run is asked to do (the `astraforge run` flags)."""
-
-    repo: Path
-    out: Path
-    event: Path | None = None
-    forge: str | None = None  # github | gitlab | local; default from the CI
-    forge_dir: Path | None = None
-    config_file: Path | None = None
-    overrides: dict[str, Any] = field(default_factory=dict)  # dotted config fields
-    dry_run: bool | None = None
-
-
-@dataclass
-class Result:
-    """How a run ended, and what it made: the content of report.json."""
-
-    conclusion: Conclusion = Conclusion.ERROR
-    reason: str = "the run did not start"
-    task: Task | None = None
-    outcome: Outcome | None = None
-    published: Published | None = None
-    checks: list[policy.Check] = field(default_factory=list)
-    error: AstraForgeError | None = None
-    report: Path | None = None
-    dry_run: bool = False
-
-    @property
-    def exit_code(self) -> int:
-        return self.conclusion.exit_code(self.error)
-
-
-class Stop(Exception):
-    """A step ends the run early with a conclusion."""
-
-    def __init__(self, conclusion: Conclusion, reason: str) -> None:
-        super().__init__(reason)
-        self.conclusion, self.reason = conclusion, reason
-
-
-@dataclass(frozen=True)
-class Run:
-    """What every step may read: the options, the environment and the CI log, made once."""
-
-    options: Options
-    env: Mapping[str, str]
-    ci: CI
-    links: Links
-    secrets: list[str]
-
-    def say(self, line: str) -> None:
-        self.ci.info(line)
-
-
-@dataclass(frozen=True)
-class Loaded:
-    """The configuration and the policy, from the trusted side and the base commit."""
-
-    config: config_mod.Config
-    rules: policy.Policy
-    dry_run: bool
-
-
 # -- the steps --------------------------------------------------------------------------------
-
-
-def start(options: Options, env: Mapping[str, str] | None) -> Run:
-    """The CI log, with every secret masked, and the links a report points at."""
-    env = dict(os.environ if env is None else env)
-    options.out.mkdir(parents=True, exist_ok=True)
-    secrets = secrets_from_env(env)
-    ci = current(env, Redactor(secrets), options.out)
-    for secret in secrets:
-        ci.mask(secret)
-    ci_env = detect.detect(env)
-    links = Links(run=ci_env.run_url, trajectory=report.trajectory_link(ci_env, options.out))
-    return Run(options, env, ci, links, secrets)
 
 
 def load(run: Run) -> Loaded:
@@ -169,15 +90,38 @@ def authorize(run: Run, loaded: Loaded, task: Task, forge: Forge) -> None:
         raise Stop(Conclusion.REFUSED, auth.reason)
 
 
-def announce(run: Run, loaded: Loaded, task: Task, forge: Forge) -> None:
-    """The status comment says a run is under way."""
-    status(run, loaded, task, forge, "working", Result(task=task))
+def announce(run: Run, loaded: Loaded, task: Task, forge: Forge) -> Progress:
+    """The status comment becomes a live checklist of the run; the returned Progress
+    reports each step to the log and, rate-limited, to that comment."""
+    live: LiveStatus | None = None
+    if task.number is not None and not loaded.dry_run:
+        header = status_text("working", task=task, links=run.links)
+
+        def post(text: str) -> None:
+            try:
+                post_status(forge, task, text)
+            except AstraForgeError as exc:
+                run.ci.annotate("warning", f"could not update the status comment: {exc}")
+
+        live = LiveStatus(post, header)
+        live.phase("context")
+    return Progress(
+        run.say,
+        on_phase=live.phase if live else None,
+        on_update=live.update if live else None,
+    )
 
 
-def agent(run: Run, loaded: Loaded, task: Task) -> tuple[Outcome, str]:
+def agent(run: Run, loaded: Loaded, task: Task, progress: Progress) -> tuple[Outcome, str]:
     """The agent in the sandbox; a run without a change ends here."""
     done = run_agent(
-        task, loaded.config, run.options.repo, run.options.out, env=run.env, rules=loaded.rules
+        task,
+        loaded.config,
+        run.options.repo,
+        run.options.out,
+        env=run.env,
+        rules=loaded.rules,
+        progress=progress,
     )
     outcome = done.outcome
     run.say(f"agent: {outcome.status.value} ({outcome.reason})")
@@ -206,8 +150,33 @@ def outcome_stop(outcome: Outcome) -> Stop | None:
     return Stop(Conclusion(outcome.status.value), reason)
 
 
+def verify(run: Run, loaded: Loaded, outcome: Outcome) -> str | None:
+    """Why the change is not verified by the runner's own tests, or None when they passed.
+    The agent's own claims never count. With ``on_unverified: block`` nothing is published."""
+    after, command = outcome.tests_after, outcome.test_command
+    if not command:
+        why = "not verified: no test command"
+    elif after is None:
+        why = "not verified: the runner did not run the tests after the change"
+    elif not after.passed:
+        how = "timed out" if after.timed_out else f"failed with exit code {after.exit_code}"
+        why = f"not verified: `{command}` {how} after the change"
+    else:
+        run.say(f"verified: `{command}` passed after the change")
+        return None
+    run.ci.annotate("warning", why)
+    if loaded.config.on_unverified == "block":
+        raise Stop(Conclusion.BLOCKED, f"{why} (on_unverified: block)")
+    return why
+
+
 def check(
-    run: Run, loaded: Loaded, task: Task, outcome: Outcome, patch: str
+    run: Run,
+    loaded: Loaded,
+    task: Task,
+    outcome: Outcome,
+    patch: str,
+    unverified: str | None = None,
 ) -> tuple[list[policy.Check], Texts]:
     """The policy's checks of the change, and the texts to publish, rendered once: the body
     states the checks (the secret scan as passed, which it must be for anything to be
@@ -216,7 +185,8 @@ def check(
     extra = [loaded.config.policy] if loaded.config.policy else []
     checks = policy.check_diff(files, loaded.rules, extra_protected=extra)
     passed = policy.Check("secrets", True, policy.checks.NO_SECRET)
-    written = texts(task, outcome, run.links, policy=[c.as_dict() for c in [*checks, passed]])
+    shown = [c.as_dict() for c in [*checks, passed]]
+    written = texts(task, outcome, run.links, policy=shown, unverified=unverified)
     scanned = {"the commit message": written.message, "the PR body": written.body}
     checks.append(policy.check_secrets(files, loaded.rules, scanned, run.secrets))
     for item in checks:
@@ -230,11 +200,19 @@ def check(
 
 
 def publish_step(
-    run: Run, loaded: Loaded, task: Task, written: Texts, patch: str, forge: Forge
+    run: Run,
+    loaded: Loaded,
+    task: Task,
+    written: Texts,
+    patch: str,
+    forge: Forge,
+    unverified: str | None = None,
 ) -> Published:
-    """The branch and the one PR/MR; a dry run writes nothing."""
+    """The branch and the one PR/MR (a draft when unverified); a dry run writes nothing."""
     if loaded.dry_run:
         run.say("dry run: nothing is written to the forge")
+        if unverified:
+            raise Stop(Conclusion.UNVERIFIED, f"dry run: the change was not pushed; {unverified}")
         raise Stop(Conclusion.FIXED, "dry run: the change was not pushed")
     base = head_commit(run.options.repo)
     if base is None:
@@ -248,6 +226,7 @@ def publish_step(
         base_commit=base,
         config=loaded.config.publish,
         credentials=credentials.for_run(run.env),
+        draft=unverified is not None,
     )
     for write in published.writes or ["nothing changed since the last run: no write"]:
         run.say(write)
@@ -331,10 +310,11 @@ def run(
         with current_run.ci.group("AstraForge: permission"):
             forge = forge_for(current_run, task)
             authorize(current_run, loaded, task, forge)
+        progress = Progress(current_run.say)
         if publish_from is None:
-            announce(current_run, loaded, task, forge)
+            progress = announce(current_run, loaded, task, forge)
             with current_run.ci.group("AstraForge: agent in the sandbox"):
-                outcome, patch = agent(current_run, loaded, task)
+                outcome, patch = agent(current_run, loaded, task, progress)
                 result.outcome = outcome
                 stop = outcome_stop(outcome)
                 if stop is not None:
@@ -343,14 +323,21 @@ def run(
             with current_run.ci.group("AstraForge: the agent job's artifacts"):
                 outcome, patch = artifacts(current_run, loaded, task, publish_from)
                 result.outcome = outcome
-        with current_run.ci.group("AstraForge: policy checks"):
-            result.checks, written = check(current_run, loaded, task, outcome, patch)
+        with current_run.ci.group("AstraForge: verification and policy checks"):
+            progress.phase("policy")
+            unverified = verify(current_run, loaded, outcome)
+            result.checks, written = check(current_run, loaded, task, outcome, patch, unverified)
         with current_run.ci.group("AstraForge: publish"):
-            result.published = publish_step(current_run, loaded, task, written, patch, forge)
+            progress.phase("publish")
+            result.published = publish_step(
+                current_run, loaded, task, written, patch, forge, unverified
+            )
             pr = result.published.pr
+            where = f"pull request {pr.url if pr else ''}".strip()
             result.conclusion, result.reason = (
-                Conclusion.FIXED,
-                f"pull request {pr.url if pr else ''}".strip(),
+                (Conclusion.UNVERIFIED, f"draft {where} ({unverified})")
+                if unverified
+                else (Conclusion.FIXED, where)
             )
     except Stop as stop:
         result.conclusion, result.reason = stop.conclusion, stop.reason

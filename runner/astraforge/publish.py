@@ -58,10 +58,11 @@ def branch_name(task: Task, prefix: str) -> str:
 
 @dataclass(frozen=True)
 class Links:
-    """Where the run log and the trajectory are."""
+    """Where the run log, the trajectory and report.html are."""
 
     run: str | None = None  # the CI job log, which is the run log
     trajectory: str | None = None
+    report: str | None = None  # report.html, in the artifacts
 
 
 @dataclass
@@ -125,9 +126,15 @@ def _body_hash(title: str, substance: Mapping[str, Any]) -> str:
 
 
 def texts(
-    task: Task, outcome: Outcome, links: Links, *, policy: list[dict[str, Any]] | None = None
+    task: Task,
+    outcome: Outcome,
+    links: Links,
+    *,
+    policy: list[dict[str, Any]] | None = None,
+    unverified: str | None = None,
 ) -> Texts:
-    """The title, body and commit message of a change, with the policy results to show."""
+    """The title, body and commit message of a change, with the policy results to show and,
+    when the runner's own tests did not pass, a warning at the top."""
     title = pr_title(task)
     substance = {
         "diff": outcome.diff_sha256,
@@ -137,6 +144,7 @@ def texts(
         "after": outcome.tests_after.passed if outcome.tests_after else None,
         "policy": repr(policy or []),
         "status": outcome.status.value,
+        "unverified": unverified,
     }
     digest = _body_hash(title, substance)
     shown = outcome.model_copy(
@@ -154,6 +162,7 @@ def texts(
         links=links,
         policy=policy or [],
         closes=closing_line(task),
+        unverified=unverified,
     )
     body = body.rstrip() + "\n\n" + HASH_MARKER.format(digest) + "\n"
     return Texts(title, body, digest, commit_message(task, outcome, links))
@@ -169,6 +178,7 @@ def publish(
     base_commit: str,
     config: PublishConfig,
     credentials: Credentials | None = None,
+    draft: bool = False,
 ) -> Published:
     """Push the branch and open or update its PR; every write is listed in the result."""
     repo = forge.repo()
@@ -199,7 +209,7 @@ def publish(
                 base=repo.default_branch,
                 title=texts.title,
                 body=texts.body,
-                draft=config.draft,
+                draft=config.draft or draft,
             )
             result.created = True
             result.writes.append(f"open PR #{pull.number}")

@@ -4,27 +4,29 @@ trajectory.jsonl, the CI outputs, and the job summary."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from astraforge import render
+from astraforge import render, report_html
 from astraforge.agent.run import DIFF, TRAJECTORY
 from astraforge.ci import detect
+from astraforge.report_html import REPORT_HTML
 
 if TYPE_CHECKING:
-    from astraforge.pipeline import Result, Run
+    from astraforge.runs import Result, Run
 
 REPORT = "report.json"
 SUMMARY = "summary.md"
 
 
-def trajectory_link(ci_env: detect.CIEnvironment, out: Path) -> str:
-    """Where a reader finds the trajectory: the run's artifacts in CI, else the file."""
+def artifact_link(ci_env: detect.CIEnvironment, out: Path, name: str) -> str:
+    """Where a reader finds one of the run's artifacts: the CI run's artifacts, else the file."""
     if ci_env.name == "github" and ci_env.run_url:
         return f"{ci_env.run_url}#artifacts"
     if ci_env.name == "gitlab" and ci_env.run_url:
         return f"{ci_env.run_url}/artifacts/browse"
-    return str(out / TRAJECTORY)
+    return str(out / name)
 
 
 def as_json(run: Run, result: Result) -> dict[str, Any]:
@@ -44,18 +46,27 @@ def as_json(run: Run, result: Result) -> dict[str, Any]:
         "pr_number": pr.number if pr else None,
         "writes": published.writes if published else [],
         "run_url": run.links.run,
+        "duration_seconds": round(time.monotonic() - run.started, 3),
     }
 
 
 def outputs(run: Run, data: dict[str, Any]) -> dict[str, str]:
     """The outputs of the action and the GitLab dotenv report."""
     trajectory = run.options.out / TRAJECTORY
+    usage = (data.get("outcome") or {}).get("usage") or {}
+    cost = usage.get("cost_usd")
     return {
         "conclusion": data["conclusion"],
         "pr_url": data["pr_url"] or "",
         "pr_number": str(data["pr_number"] or ""),
         "branch": data["branch"] or "",
         "trajectory_file": str(trajectory) if trajectory.exists() else "",
+        "report_file": str(run.options.out / REPORT_HTML),
+        "cost_usd": f"{cost:.6f}" if isinstance(cost, int | float) else "",
+        "input_tokens": str(usage.get("prompt_tokens") or 0),
+        "output_tokens": str(usage.get("completion_tokens") or 0),
+        "turns": str(usage.get("turns") or 0),
+        "duration_seconds": f"{data['duration_seconds']:.1f}",
     }
 
 
@@ -68,11 +79,23 @@ def write(run: Run, result: Result) -> None:
     result.report.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     if not (out / DIFF).exists():
         (out / DIFF).write_text("")
-    for key, value in outputs(run, data).items():
+    try:
+        report_html.write(out, data)
+    except Exception as exc:  # a page that cannot render never fails the run
+        run.ci.annotate("warning", f"report.html could not be written: {exc!r}")
+    values = outputs(run, data)
+    for key, value in values.items():
         run.ci.set_output(key, value)
     summary = render.render(
-        "templates", "job_summary.md.j2", result=result, report=data, links=run.links, out=str(out)
+        "templates",
+        "job_summary.md.j2",
+        result=result,
+        report=data,
+        links=run.links,
+        out=str(out),
+        outputs=values,
     )
     (out / SUMMARY).write_text(run.ci.redact(summary))
     run.ci.summary(summary)
-    run.say(f"conclusion: {result.conclusion.value} ({result.reason}); artifacts in {out}")
+    said = "" if result.error is not None else f" ({result.reason})"  # the error was said
+    run.say(f"conclusion: {result.conclusion.value}{said}; report: {out / REPORT_HTML}")

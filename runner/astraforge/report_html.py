@@ -57,6 +57,7 @@ class Page:
     diff_html: Markup = field(default_factory=Markup)
     diff_lines: int = 0
     start: dict[str, Any] = field(default_factory=dict)
+    context: dict[str, Any] = field(default_factory=dict)  # frames mapped, notes, tokens
 
 
 def _events(path: Path) -> list[dict[str, Any]]:
@@ -219,11 +220,13 @@ def chart(turns: list[Turn], width: int = 640, height: int = 160) -> Markup:
 
 def page(out: Path, report: dict[str, Any], network: list[dict[str, Any]] | None = None) -> Page:
     """What the page of the run in ``out`` shows."""
-    entries, turns, start = timeline(_events(out / "trajectory.jsonl"))
+    events = _events(out / "trajectory.jsonl")
+    entries, turns, start = timeline(events)
+    context = next((e for e in events if e.get("type") == "context"), {})
     patch_path = out / "diff.patch"
     patch = patch_path.read_text(encoding="utf-8", errors="replace") if patch_path.exists() else ""
     diff_html, lines = highlight(patch) if patch.strip() else (Markup(""), 0)
-    return Page(report, entries, turns, network or [], diff_html, lines, start)
+    return Page(report, entries, turns, network or [], diff_html, lines, start, context)
 
 
 def write(out: Path, report: dict[str, Any], network: list[dict[str, Any]] | None = None) -> Path:

@@ -73,6 +73,12 @@ def test_action_passes_inputs_through_env_only() -> None:
         "pr_number",
         "branch",
         "trajectory_file",
+        "report_file",
+        "cost_usd",
+        "input_tokens",
+        "output_tokens",
+        "turns",
+        "duration_seconds",
     }
     for step in action["runs"]["steps"]:
         assert "${{" not in step["run"]

@@ -18,6 +18,8 @@ from tests.servers.llm import ScriptedLLM, Step, call, error, reply, scripted
 from astraforge.forges.local import LocalForge
 
 TOKEN = "ghp_" + "PipelineTok" * 4
+# The runner's own test: red before the fix, green after it.
+TEST = "python3 -c 'from shop.cart import average_price; assert average_price([]) == 0'"
 LLM_KEY = "sk-test-" + "PipeLlmKey" * 3
 FIX = [
     reply(call("read_file", path="shop/cart.py")),
@@ -37,7 +39,8 @@ def make_checkout(tmp_path: Path) -> Path:
     files = {
         **samples.PY_FILES,
         ".astraforge.yml": "sandbox:\n  backend: bwrap\n"
-        "model:\n  name: test-model\n  max_retries: 0\n",
+        "model:\n  max_retries: 0\n"
+        f"test_command: {TEST!r}\n",
         ".github/workflows/ci.yml": "on: push\n",
     }
     return samples.make_repo(tmp_path / "checkout", files)
@@ -137,7 +140,7 @@ def test_fixed_on_the_local_forge(tmp_path: Path) -> None:
     out = tmp_path / "out"
     for name in ("diff.patch", "trajectory.jsonl", "outcome.json", "summary.md"):
         assert (out / name).exists(), name
-    assert "conclusion: fixed" in result.stderr
+    assert "conclusion: fixed" in result.stdout
     assert (out / "summary.md").read_text().startswith("## AstraForge: fixed")
 
 

@@ -87,7 +87,7 @@ def test_demo_runs_the_whole_flow_offline(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "model: a REPLAY of recorded replies" in result.stderr
-    assert "conclusion: fixed" in result.stderr
+    assert "conclusion: fixed" in result.stdout
     pull = json.loads((tmp_path / "demo" / "forge" / "pulls" / "1.json").read_text())
     assert pull["labels"] == ["astraforge", "bug"]
     assert "| after the change | `node --test test/` | passed |" in pull["body"]
@@ -98,6 +98,14 @@ def test_demo_runs_the_whole_flow_offline(tmp_path: Path) -> None:
         tmp_path / "demo" / "forge" / "remote.git", "show", f"{report['branch']}:src/checks.js"
     )
     assert "(item) => check(item)" in branch
+    # The real alert's frames map to the sample repository: the prompt shows their code.
+    trajectory = (tmp_path / "demo" / "artifacts" / "trajectory.jsonl").read_text()
+    context = next(
+        json.loads(line) for line in trajectory.splitlines() if '"type": "context"' in line
+    )
+    assert context["frames"] == ["js/prod/runner-4.1.7.min.js:1"] * 2
+    page = (tmp_path / "demo" / "artifacts" / "report.html").read_text()
+    assert "<code>js/prod/runner-4.1.7.min.js:1</code>" in page
 
 
 def test_demo_uses_bubblewrap_when_no_docker_daemon_is_reachable(tmp_path: Path) -> None:
@@ -113,7 +121,7 @@ def test_demo_uses_bubblewrap_when_no_docker_daemon_is_reachable(tmp_path: Path)
     assert "sandbox: bubblewrap (no Docker daemon with the sandbox image is reachable)" in (
         result.stderr
     )
-    assert "conclusion: fixed" in result.stderr
+    assert "conclusion: fixed" in result.stdout
 
 
 def test_doctor_warns_when_the_gitlab_job_runs_on_an_unprotected_ref(tmp_path: Path) -> None:

@@ -254,6 +254,13 @@ class FakeGitHub(APIServer):
             number, comment = find(int(request.params["id"]))
             return self._comment_json(number, comment)
 
+        @self.route("DELETE", REPO + r"/issues/comments/(?P<id>\d+)")
+        def delete_comment(request: Request) -> Any:
+            self._repo(request)
+            number, comment = find(int(request.params["id"]))
+            self.comments[number].remove(comment)
+            return Response(204, None)
+
         @self.route("PATCH", REPO + r"/issues/comments/(?P<id>\d+)")
         def edit_comment(request: Request) -> Any:
             self._repo(request)

@@ -189,6 +189,16 @@ class FakeGitLab(APIServer):
             self.notes.setdefault(int(request.params["iid"]), []).append(note)
             return Response(201, note_json(note))
 
+        @self.route("DELETE", PROJECT + r"/issues/(?P<iid>\d+)/notes/(?P<note>\d+)")
+        def delete_note(request: Request) -> Any:
+            self._check(request)
+            notes = self.notes.get(int(request.params["iid"]), [])
+            for note in notes:
+                if note["id"] == int(request.params["note"]):
+                    notes.remove(note)
+                    return Response(204, None)
+            raise HTTPError(404, {"message": "404 Not found"})
+
         @self.route("PUT", PROJECT + r"/issues/(?P<iid>\d+)/notes/(?P<note>\d+)")
         def update_note(request: Request) -> Any:
             self._check(request)

@@ -16,6 +16,7 @@ from astraforge.agent.model import DeadlineReached, Message, Model, Usage
 from astraforge.agent.tools import Finish, Toolbox, specs
 from astraforge.agent.trajectory import Trajectory
 from astraforge.config import Budgets, Price
+from astraforge.progress import Progress
 from astraforge.redact import Redactor
 
 ESTIMATE_MARGIN = 32  # tokens
@@ -161,8 +162,10 @@ def run_loop(
     *,
     max_output: int,
     context_window: int,
+    progress: Progress | None = None,
 ) -> LoopEnd:
     """Call the model and run its tool calls until it finishes or a budget runs out."""
+    progress = progress or Progress()
     tools = specs()
     reminded = False
     while True:
@@ -174,6 +177,7 @@ def run_loop(
             return LoopEnd("budget", budget=admitted)
         turn = budget.turns + 1
         trajectory.write("request", turn=turn, max_output=admitted, prompt_estimate=estimate)
+        asked = time.monotonic()
         try:
             reply = model.complete(
                 conversation.messages, tools, max_output=admitted, deadline=budget.deadline
@@ -182,6 +186,13 @@ def run_loop(
             trajectory.write("budget", budget="time", usage=budget.report())
             return LoopEnd("budget", budget="time")
         spent = budget.record(reply.usage)
+        progress.model_call(
+            turn,
+            reply.usage.prompt_tokens,
+            reply.usage.completion_tokens,
+            time.monotonic() - asked,
+            spent if budget.price is not None else None,
+        )
         trajectory.write("response", turn=turn, reply=reply.to_json(), cost_usd=spent)
         conversation.add(reply.message(), record=False)
         conversation.calibrate(reply.usage)
@@ -202,6 +213,11 @@ def run_loop(
                 result = toolbox.call(call.name, call.arguments, time_left=budget.time_left())
                 content, ok = redact(result.content), result.ok
                 finish = result.finish
+            seconds = round(time.monotonic() - started, 3) if result else 0.0
+            if result is not None:
+                progress.tool_call(
+                    call.name, _argument(call.arguments), result.exit_code, seconds, ok
+                )
             trajectory.write(
                 "tool",
                 turn=turn,
@@ -211,7 +227,7 @@ def run_loop(
                 ok=ok,
                 refused=bool(result and result.refused),
                 exit_code=result.exit_code if result else None,
-                seconds=round(time.monotonic() - started, 3) if result else 0,
+                seconds=seconds,
                 result=content,
             )
             conversation.add(
@@ -219,3 +235,18 @@ def run_loop(
             )
         if finish is not None:
             return LoopEnd("finished", finish=finish)
+
+
+def _argument(arguments: str) -> str:
+    """The argument of a tool call worth a log line: its command, path or pattern."""
+    import json
+
+    try:
+        data = json.loads(arguments)
+    except ValueError:
+        return arguments[:80]
+    if isinstance(data, dict):
+        for key in ("command", "path", "pattern"):
+            if isinstance(data.get(key), str):
+                return str(data[key])
+    return arguments[:80]

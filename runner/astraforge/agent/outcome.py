@@ -71,9 +71,14 @@ class Outcome(_Model):
     reason: str = Field(description="one line: why the run ended this way")
     summary: str | None = None
     root_cause: str | None = None
-    tests_reported: str | None = Field(default=None, description="what the agent said it tested")
+    tests_reported: str | None = Field(
+        default=None, description="what the agent said it tested (never counted as evidence)"
+    )
     tests_before: TestRun | None = None
     tests_after: TestRun | None = None
+    test_command: str | None = Field(
+        default=None, description="what the runner ran as the tests (configured or detected)"
+    )
     files: list[FileChange] = Field(default_factory=list)
     diff_sha256: str | None = None
     base_tree: str | None = Field(default=None, description="git tree id of the starting files")

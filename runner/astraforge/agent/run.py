@@ -10,16 +10,18 @@ from pathlib import Path
 
 from astraforge import policy
 from astraforge.agent.loop import Budget, Conversation, LoopEnd, run_loop
-from astraforge.agent.model import Message, make_model
+from astraforge.agent.model import Message, RetryHook, make_model
 from astraforge.agent.model import describe as describe_model
 from astraforge.agent.outcome import Outcome, Status, TestRun, file_changes, sha256
 from astraforge.agent.tools import TOOLS, Toolbox
 from astraforge.agent.trajectory import Trajectory
 from astraforge.config import Config
 from astraforge.context.prompt import build_prompt
+from astraforge.context.sanitize import clean, fence
 from astraforge.errors import AstraForgeError, SandboxError
 from astraforge.git import head_commit
 from astraforge.policy.model import Policy
+from astraforge.progress import Progress
 from astraforge.redact import Redactor, secrets_from_env
 from astraforge.sandbox import Sandbox, open_sandbox
 from astraforge.sandbox.base import Changes
@@ -47,6 +49,13 @@ def run_tests(sandbox: Sandbox, phase: str, command: str, trajectory: Trajectory
     return run
 
 
+VERIFY_ROUNDS = 2  # times the agent is told its change fails the runner's tests
+RED = (
+    "The runner ran the tests after your change and they failed (exit code {code}). Find "
+    "out why, fix it, and call `finish` again. The test output:\n{output}"
+)
+
+
 def run_agent(
     task: Task,
     config: Config,
@@ -57,10 +66,13 @@ def run_agent(
     messages: list[Message] | None = None,
     rules: Policy | None = None,
     run_id: str | None = None,
+    progress: Progress | None = None,
 ) -> AgentRun:
     """Run the agent on a copy of ``repo``; write outcome.json, diff.patch and the trajectory
-    into ``out``, also when the run fails."""
+    into ``out``, also when the run fails. The runner's own test run after the change
+    decides: when it fails, the agent gets the failure back and may go on, within budget."""
     out.mkdir(parents=True, exist_ok=True)
+    progress = progress or Progress()
     run_id = run_id or secrets.token_hex(6)
     redact = Redactor(secrets_from_env(env))
     trajectory = Trajectory(out / TRAJECTORY, redact)
@@ -77,13 +89,7 @@ def run_agent(
     before = after = None
     error: BaseException | None = None
     try:
-        model = make_model(
-            config.model,
-            env,
-            on_retry=lambda n, what, wait: trajectory.write(
-                "retry", attempt=n, failure=what, wait=round(wait, 3)
-            ),
-        )
+        model = make_model(config.model, env, on_retry=_retries(trajectory, progress))
         trajectory.write(
             "start",
             run_id=run_id,
@@ -100,6 +106,7 @@ def run_agent(
         if messages is None:
             prompt = build_prompt(task, repo, config, env)
             messages = prompt.messages
+            test_command = test_command or prompt.context.test_command
             trajectory.write(
                 "context",
                 tokens=prompt.tokens,
@@ -108,11 +115,13 @@ def run_agent(
                 frames=[f"{w.path}:{w.lineno}" for w in prompt.context.windows],
                 test_command=prompt.context.test_command,
             )
+            progress.phase("context", f"{len(prompt.context.windows)} frame(s) mapped")
         conversation = Conversation(messages, trajectory)
-        with open_sandbox(spec, repo, run_id=run_id) as sandbox:
+        with open_sandbox(spec, repo, run_id=run_id, progress=progress) as sandbox:
             try:
                 _setup(sandbox, config.setup, trajectory)
                 if test_command:
+                    progress.phase("tests_before", f"`{test_command}`")
                     before = run_tests(sandbox, "before", test_command, trajectory)
                 toolbox = Toolbox(
                     sandbox,
@@ -120,24 +129,56 @@ def run_agent(
                     check_path=policy.read_check(rules),
                     default_timeout=spec.command_timeout,
                 )
-                end = run_loop(
-                    model,
-                    toolbox,
-                    conversation,
-                    budget,
-                    trajectory,
-                    redact,
-                    max_output=config.model.max_output_tokens,
-                    context_window=config.model.context_window,
-                )
+                progress.phase("agent")
+                progress.start_heartbeat(budget.report)
+                for verify_round in range(VERIFY_ROUNDS + 1):
+                    try:
+                        ended = run_loop(
+                            model,
+                            toolbox,
+                            conversation,
+                            budget,
+                            trajectory,
+                            redact,
+                            max_output=config.model.max_output_tokens,
+                            context_window=config.model.context_window,
+                            progress=progress,
+                        )
+                    except Exception as exc:
+                        if verify_round == 0:
+                            raise
+                        # A round after a finished change failed: keep the change, unverified.
+                        trajectory.write("verify", ended=f"error: {exc}")
+                        ended = LoopEnd("error")
+                    if verify_round == 0 or ended.how == "finished":
+                        end = ended
+                    changes = sandbox.changes()
+                    if end is None or end.how != "finished" or changes.empty or not test_command:
+                        break
+                    progress.phase("tests_after", f"`{test_command}`")
+                    after = run_tests(sandbox, "after", test_command, trajectory)
+                    if after.passed or verify_round == VERIFY_ROUNDS or ended.how != "finished":
+                        break
+                    progress.say(f"tests after the change failed: exit {after.exit_code}")
+                    conversation.add(
+                        {
+                            "role": "user",
+                            "content": RED.format(
+                                code=after.exit_code,
+                                output=fence("test output", clean(after.output, 4000)),
+                            ),
+                        }
+                    )
+                    progress.phase("agent", "fixing what the tests found")
             except BaseException as exc:
                 error = exc
-            try:
-                changes = sandbox.changes()
-            except Exception as exc:
-                error = error or exc
-            if error is None and changes is not None and test_command and not changes.empty:
-                after = run_tests(sandbox, "after", test_command, trajectory)
+            finally:
+                progress.stop_heartbeat()
+            if changes is None or error is not None:
+                try:
+                    changes = sandbox.changes()
+                except Exception as exc:
+                    error = error or exc
     except BaseException as exc:
         error = error or exc
     outcome = _outcome(run_id, end, changes, error, budget, config)
@@ -145,6 +186,7 @@ def run_agent(
         update={
             "tests_before": before,
             "tests_after": after,
+            "test_command": test_command,
             "refusals": toolbox.refusals if toolbox else [],
             "skipped": changes.skipped if changes else [],
         }
@@ -156,6 +198,14 @@ def run_agent(
     if error is not None and not isinstance(error, Exception):
         raise error  # KeyboardInterrupt, SystemExit: the artifacts are written; stop now
     return AgentRun(outcome, out, error)
+
+
+def _retries(trajectory: Trajectory, progress: Progress) -> RetryHook:
+    def hook(attempt: int, failure: str, wait: float) -> None:
+        trajectory.write("retry", attempt=attempt, failure=failure, wait=round(wait, 3))
+        progress.retry(attempt, failure, wait)
+
+    return hook
 
 
 def _setup(sandbox: Sandbox, commands: list[str], trajectory: Trajectory) -> None:

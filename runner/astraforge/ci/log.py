@@ -19,6 +19,7 @@ import contextlib
 import re
 import secrets
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -63,23 +64,34 @@ class CI(Protocol):
 
 
 class Terminal:
-    """Plain log lines with a phase header and elapsed time."""
+    """Plain log lines with a phase header and elapsed time: the run's progress on stdout,
+    warnings and errors on stderr. Safe to call from several threads."""
 
-    def __init__(self, redact: Redactor | None = None, stream: IO[str] | None = None) -> None:
+    def __init__(
+        self,
+        redact: Redactor | None = None,
+        stream: IO[str] | None = None,
+        errors: IO[str] | None = None,
+    ) -> None:
         self.redact = redact or Redactor()
-        self.stream = stream or sys.stderr
+        self.stream = stream or sys.stdout
+        self.errors = errors or (sys.stderr if stream is None else self.stream)
         self.outputs: dict[str, str] = {}
         self._started = time.monotonic()
+        self._lock = threading.RLock()
 
-    def _write(self, text: str) -> None:
+    def _write(self, text: str, stream: IO[str] | None = None) -> None:
         """Data lines: redacted and neutralized."""
-        self.stream.write(neutralize(self.redact(text)) + "\n")
-        self.stream.flush()
+        with self._lock:
+            target = stream or self.stream
+            target.write(neutralize(self.redact(text)) + "\n")
+            target.flush()
 
     def _command(self, line: str) -> None:
         """One of the runner's own workflow commands, written as it is."""
-        self.stream.write(line + "\n")
-        self.stream.flush()
+        with self._lock:
+            self.stream.write(line + "\n")
+            self.stream.flush()
 
     @contextlib.contextmanager
     def group(self, name: str) -> Iterator[None]:
@@ -97,15 +109,14 @@ class Terminal:
         self._write(line)
 
     def annotate(self, level: str, message: str) -> None:
-        self._write(f"{level}: {message}")
+        self._write(f"{level}: {message}", self.errors)
 
     def untrusted(self, text: str) -> None:
         for line in text.splitlines():
             self._write(f"    | {line}")
 
     def set_output(self, key: str, value: str) -> None:
-        self.outputs[key] = value
-        self._write(f"{key}: {value}")
+        self.outputs[key] = value  # a terminal has no outputs: the last line says where
 
     def summary(self, markdown: str) -> None:
         pass  # the terminal shows the same facts as it goes

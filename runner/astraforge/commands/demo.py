@@ -17,11 +17,11 @@ from importlib.abc import Traversable
 from pathlib import Path
 
 from astraforge import pipeline, resources
-from astraforge.errors import SandboxError
+from astraforge.errors import SandboxError, UsageError
 from astraforge.forges.local import LocalForge
 from astraforge.git import run_git
 
-DOCKER_IMAGE = "astraforge-sandbox:bookworm"
+DOCKER_IMAGE = os.environ.get("ASTRAFORGE_DEMO_IMAGE", "astraforge-sandbox:bookworm")
 Say = Callable[[str], None]
 
 
@@ -43,14 +43,16 @@ def sample_repo(dest: Path) -> Path:
     return dest
 
 
-def docker_ready(image: str = DOCKER_IMAGE) -> bool:
-    """A reachable daemon that has the sandbox image (nothing can be pulled offline)."""
+def docker_ready(image: str | None = DOCKER_IMAGE) -> bool:
+    """A reachable daemon that has the sandbox image (nothing can be pulled offline); with
+    ``image=None``, only a reachable daemon."""
     try:
         import docker
 
         client = docker.from_env(timeout=5)
         client.ping()
-        client.images.get(image)
+        if image is not None:
+            client.images.get(image)
         return True
     except Exception:
         return False
@@ -94,9 +96,16 @@ def choose_sandbox(say: Say, prefer: str | None = None) -> tuple[str, str | None
         say(f"sandbox: docker, image {DOCKER_IMAGE}")
         return "docker", DOCKER_IMAGE
     if prefer == "docker":
+        if docker_ready(image=None):
+            raise SandboxError(
+                f"the Docker daemon does not have the demo's image {DOCKER_IMAGE} (Debian with "
+                "node and git), and it cannot be pulled offline",
+                f"load or build an image named {DOCKER_IMAGE} with node and git, or run "
+                "`astraforge demo --backend bwrap`",
+            )
         raise SandboxError(
-            f"no reachable Docker daemon with the image {DOCKER_IMAGE}",
-            "start dockerd and build the image (scripts/ci-setup), or use --backend bwrap",
+            "no Docker daemon is reachable",
+            "start dockerd or set DOCKER_HOST, or run `astraforge demo --backend bwrap`",
         )
     if bwrap_ready() or install_bwrap(say):
         say("sandbox: bubblewrap (no Docker daemon with the sandbox image is reachable)")
@@ -112,7 +121,7 @@ def run_demo(directory: Path | None, say: Say, backend: str | None = None) -> pi
     """The whole flow offline, on the sample repository and a real alert."""
     root = Path(directory or tempfile.mkdtemp(prefix="astraforge-demo-")).resolve()
     if root.exists() and any(root.iterdir()):
-        raise SandboxError(f"{root} is not empty", "pass an empty or new --dir")
+        raise UsageError(f"{root} is not empty", "pass an empty or new --dir")
     root.mkdir(parents=True, exist_ok=True)
     say(f"demo directory: {root}")
     repo = sample_repo(root / "repo")

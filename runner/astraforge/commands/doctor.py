@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from astraforge import config as config_mod
-from astraforge.errors import AstraForgeError
+from astraforge.errors import AstraForgeError, UsageError
 from astraforge.git import run_git
 
 
@@ -83,11 +83,28 @@ def _sandbox(repo: Path, env: Mapping[str, str]) -> Finding:
             f"no Docker daemon reachable ({type(exc).__name__})",
             "start Docker or set DOCKER_HOST; or use sandbox.backend: bwrap",
         )
+    image = cfg.sandbox.image
     try:
-        client.images.get(cfg.sandbox.image)
+        client.images.get(image)
     except Exception:
-        return Finding(True, f"sandbox: docker; image {cfg.sandbox.image} will be pulled at start")
-    return Finding(True, f"sandbox: docker with image {cfg.sandbox.image}")
+        try:
+            client.api.inspect_distribution(image)  # asks the registry: can it be pulled?
+        except Exception as exc:
+            other = " or use sandbox.backend: bwrap (bubblewrap works here)" if _bwrap() else ""
+            return Finding(
+                False,
+                f"sandbox image {image} is not on the Docker daemon and cannot be pulled "
+                f"({type(exc).__name__})",
+                f"build or load the image, or set sandbox.image to one the daemon has{other}",
+            )
+        return Finding(True, f"sandbox: docker; image {image} will be pulled at start")
+    return Finding(True, f"sandbox: docker with image {image}")
+
+
+def _bwrap() -> bool:
+    from astraforge.commands.demo import bwrap_ready
+
+    return bwrap_ready()
 
 
 def _forge(repo: Path, env: Mapping[str, str], kind: str | None) -> Finding:
@@ -106,6 +123,13 @@ def _forge(repo: Path, env: Mapping[str, str], kind: str | None) -> Finding:
     try:
         forge = open_forge(kind, repository=repository, env=env)
         info = forge.repo()
+    except UsageError:  # the token is there, the repository is not known
+        return Finding(
+            False,
+            f"no {kind} repository to check the token against",
+            "set ASTRAFORGE_REPOSITORY=owner/name, or run doctor in a checkout whose origin "
+            f"remote is on {kind}",
+        )
     except AstraForgeError as exc:
         return Finding(False, exc.message, exc.remediation)
     return Finding(True, f"forge: {kind} {info.full_name} (default branch {info.default_branch})")

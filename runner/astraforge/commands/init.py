@@ -11,6 +11,7 @@ from astraforge.git import run_git
 
 WORKFLOWS = ("astraforge-issues.yml", "astraforge-comment.yml", "astraforge-request.yml")
 GITLAB_INCLUDE = "examples/issue-webhook.gitlab-ci.yml"
+ARTIFACTS = "astraforge-artifacts/"  # where the GitLab job keeps its artifacts, in the tree
 
 
 def detect_platform(repo: Path) -> str:
@@ -25,13 +26,18 @@ def detect_platform(repo: Path) -> str:
 
 
 def init(repo: Path, platform: str | None, force: bool) -> list[str]:
-    """Write the files; return what was written (and what the user must do by hand)."""
+    """Write the files; return what was written (and what the user must do by hand). An
+    existing .astraforge.yml is kept, so a second platform can be added later."""
+    if not (repo / ".git").exists():
+        raise UsageError(
+            f"{repo.resolve()} is not a git repository",
+            "run `astraforge init` at the top of your repository's checkout (or `git init`)",
+        )
     platform = platform or detect_platform(repo)
-    planned: dict[Path, bytes] = {
-        repo / ".astraforge.yml": resources.resource(
-            "templates", "init/astraforge.yml"
-        ).read_bytes()
-    }
+    planned: dict[Path, bytes] = {}
+    config = repo / ".astraforge.yml"
+    if force or not config.exists():
+        planned[config] = resources.resource("templates", "init/astraforge.yml").read_bytes()
     notes: list[str] = []
     if platform == "github":
         for name in WORKFLOWS:
@@ -57,6 +63,7 @@ def init(repo: Path, platform: str | None, force: bool) -> list[str]:
             "job runs on protected refs only, and AstraForge's own branches are unprotected"
         )
         notes.append("add a project webhook (issues, comments) to the pipeline trigger URL")
+        _ignore(repo, ARTIFACTS, notes)
     existing = [p for p in planned if p.exists()]
     if existing and not force:
         names = ", ".join(str(p.relative_to(repo)) for p in existing)
@@ -67,3 +74,13 @@ def init(repo: Path, platform: str | None, force: bool) -> list[str]:
         path.write_bytes(data)
         written.append(f"wrote {path.relative_to(repo)}")
     return written + [f"next: {note}" for note in notes]
+
+
+def _ignore(repo: Path, pattern: str, notes: list[str]) -> None:
+    """Add ``pattern`` to the repository's .gitignore unless a line already names it."""
+    path = repo / ".gitignore"
+    text = path.read_text() if path.exists() else ""
+    if pattern.strip("/") in {line.strip().strip("/") for line in text.splitlines()}:
+        return
+    path.write_text(text + ("" if not text or text.endswith("\n") else "\n") + pattern + "\n")
+    notes.append(f"added {pattern} to .gitignore (the job's artifacts stay out of commits)")

@@ -58,6 +58,7 @@ ENV_FIELDS: dict[str, str] = {
     "ASTRAFORGE_TIMEOUT_MINUTES": "budgets.timeout_minutes",
     "ASTRAFORGE_DRAFT": "publish.draft",
     "ASTRAFORGE_DRY_RUN": "dry_run",
+    "ASTRAFORGE_ON_UNVERIFIED": "on_unverified",
 }
 # Variables holding comma-separated lists.
 LIST_FIELDS = {"model.allowed", "context.personal_data", "sandbox.include"}
@@ -78,6 +79,7 @@ TRUSTED: dict[str, str] = {
     "engine": "the action input engine, or ASTRAFORGE_ENGINE",
     "sandbox.include": "ASTRAFORGE_SANDBOX_INCLUDE",
     "base_policy": "ASTRAFORGE_POLICY_FILE",
+    "on_unverified": "the action input on_unverified, or ASTRAFORGE_ON_UNVERIFIED",
 }
 
 

@@ -245,6 +245,11 @@ class Config(_Section):
         "(trusted; ASTRAFORGE_POLICY_FILE); the bundled default when unset",
     )
     dry_run: bool = Field(default=False, description="do everything except write to the forge")
+    on_unverified: Literal["draft", "block"] = Field(
+        default="draft",
+        description="a change the runner's own tests did not pass: open a draft PR with a "
+        "warning, or publish nothing (trusted; ASTRAFORGE_ON_UNVERIFIED)",
+    )
 
     _warnings: list[str] = PrivateAttr(default_factory=list)
 

@@ -29,7 +29,8 @@ def infer_event_name(payload: dict[str, Any]) -> str:
         return "push"
     raise PayloadError(
         "payload is not a recognizable GitHub event (no issue, comment, client_payload or inputs)",
-        "pass --github-event NAME or --source",
+        "pass --event-name with the X-GitHub-Event header GitHub sent with it "
+        "(issues, issue_comment, repository_dispatch, ...)",
     )
 
 

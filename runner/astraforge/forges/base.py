@@ -84,6 +84,8 @@ class Forge(Protocol):
 
     def update_comment(self, issue: int, comment_id: int, body: str) -> Comment: ...
 
+    def delete_comment(self, issue: int, comment_id: int) -> None: ...
+
 
 class AlreadyExists(ForgeError):
     """The forge refused to create something because it exists (a race we lost)."""
@@ -95,12 +97,23 @@ def marker(topic: str) -> str:
 
 
 def upsert_comment(forge: Forge, issue: int, topic: str, body: str) -> tuple[Comment, bool]:
-    """Create or edit the one comment carrying ``topic``'s marker; (comment, wrote)."""
+    """Create or edit the one comment carrying ``topic``'s marker; (comment, wrote).
+
+    Two runs of one task at once may each create one; a run that finds more than one after
+    creating its own keeps the oldest, deletes its own, and edits the survivor, so the
+    comments converge to one."""
     tag = marker(topic)
     text = f"{tag}\n{body}"
-    existing = next((c for c in forge.comments(issue) if c.body.startswith(tag)), None)
-    if existing is None:
-        return forge.create_comment(issue, text), True
-    if existing.body.strip() == text.strip():
-        return existing, False
-    return forge.update_comment(issue, existing.id, text), True
+    existing = [c for c in forge.comments(issue) if c.body.startswith(tag)]
+    if not existing:
+        mine = forge.create_comment(issue, text)
+        existing = [c for c in forge.comments(issue) if c.body.startswith(tag)]
+        oldest = min(existing, key=lambda c: c.id, default=mine)
+        if oldest.id == mine.id:
+            return mine, True
+        forge.delete_comment(issue, mine.id)
+        return forge.update_comment(issue, oldest.id, text), True
+    survivor = min(existing, key=lambda c: c.id)
+    if survivor.body.strip() == text.strip():
+        return survivor, False
+    return forge.update_comment(issue, survivor.id, text), True

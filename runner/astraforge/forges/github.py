@@ -172,6 +172,10 @@ class GitHubForge:
             c.edit(body)
             return Comment(c.id, body, c.html_url)
 
+    def delete_comment(self, issue: int, comment_id: int) -> None:
+        with self._call(f"delete comment {comment_id}", "issues: write"):
+            self._r().get_issue(issue).get_comment(comment_id).delete()
+
 
 def _reason(exc: Exception) -> str:
     text = str(exc)

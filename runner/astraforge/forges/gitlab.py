@@ -173,6 +173,10 @@ class GitLabForge:
             self._notes(issue).update(comment_id, {"body": body})
         return Comment(comment_id, body)
 
+    def delete_comment(self, issue: int, comment_id: int) -> None:
+        with self._call(f"delete note {comment_id}", "api, Reporter"):
+            self._notes(issue).delete(comment_id)
+
 
 def _error(exc: Any, what: str, needs: str, project: str) -> ForgeError:
     status = exc.response_code

@@ -204,3 +204,9 @@ class LocalForge:
                 raise ForgeError(f"comment {comment_id} on #{issue} does not exist")
             self._write(path, stored)
         return Comment(comment_id, body)
+
+    def delete_comment(self, issue: int, comment_id: int) -> None:
+        with self._locked():
+            path = self.root / "comments" / f"{issue}.json"
+            stored = self._read(path, [])
+            self._write(path, [c for c in stored if c["id"] != comment_id])

@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Self
 
 from astraforge.errors import SandboxError
+from astraforge.progress import Progress
 from astraforge.sandbox.config import WORKSPACE, BwrapConfig, DockerConfig
 from astraforge.sandbox.session import ShellSession
 from astraforge.sandbox.shadow import JUNK_DIRS, Changes, Shadow
@@ -98,10 +99,16 @@ class Sandbox(ABC):
     config: SandboxConfig
 
     def __init__(
-        self, config: SandboxConfig, workspace: Path | str, *, run_id: str | None = None
+        self,
+        config: SandboxConfig,
+        workspace: Path | str,
+        *,
+        run_id: str | None = None,
+        progress: Progress | None = None,
     ) -> None:
         import uuid
 
+        self.progress = progress or Progress()
         self.config = config
         self.workspace = Path(workspace)
         self.run_id = run_id or uuid.uuid4().hex[:12]

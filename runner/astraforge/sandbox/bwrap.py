@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO
 
 from astraforge.errors import SandboxError
+from astraforge.progress import Progress
 from astraforge.sandbox.base import ExecResult, Sandbox
 from astraforge.sandbox.config import HOME, SANDBOX_UID, TMP, WORKSPACE, BwrapConfig
 from astraforge.sandbox.session import STDERR, STDOUT, ShellSession
@@ -103,9 +104,14 @@ class BwrapSandbox(Sandbox):
     config: BwrapConfig
 
     def __init__(
-        self, config: BwrapConfig, workspace: os.PathLike[str] | str, *, run_id: str | None = None
+        self,
+        config: BwrapConfig,
+        workspace: os.PathLike[str] | str,
+        *,
+        run_id: str | None = None,
+        progress: Progress | None = None,
     ) -> None:
-        super().__init__(config, Path(workspace), run_id=run_id)
+        super().__init__(config, Path(workspace), run_id=run_id, progress=progress)
         self._root: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._cgroups: _Cgroups | None = None

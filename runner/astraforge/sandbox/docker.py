@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from astraforge.errors import SandboxError
+from astraforge.progress import Progress
 from astraforge.sandbox.base import Sandbox
 from astraforge.sandbox.config import HOME, SANDBOX_UID, TMP, WORKSPACE, DockerConfig
 from astraforge.sandbox.session import ShellSession
@@ -27,6 +28,7 @@ from astraforge.sandbox.tree import Source, tar_stream
 
 LABEL = "io.astraforge.sandbox"
 NO_NEW_PRIVILEGES = "no-new-privileges:true"
+PULL_REPORT = 3.0  # seconds between lines about an image pull
 
 
 def client(config: DockerConfig) -> Any:
@@ -143,9 +145,14 @@ class DockerSandbox(Sandbox):
     config: DockerConfig
 
     def __init__(
-        self, config: DockerConfig, workspace: os.PathLike[str] | str, *, run_id: str | None = None
+        self,
+        config: DockerConfig,
+        workspace: os.PathLike[str] | str,
+        *,
+        run_id: str | None = None,
+        progress: Progress | None = None,
     ) -> None:
-        super().__init__(config, Path(workspace), run_id=run_id)
+        super().__init__(config, Path(workspace), run_id=run_id, progress=progress)
         self.name = f"astraforge-{self.run_id}"
         self._docker: Any = None
         self._container: Any = None
@@ -221,12 +228,32 @@ class DockerSandbox(Sandbox):
             self._docker.images.get(self.config.image)
         except errors.ImageNotFound:
             try:
-                self._docker.images.pull(self.config.image)
+                self._pull()
             except errors.APIError as exc:
                 raise SandboxError(
                     f"sandbox image {self.config.image!r} is not available ({exc.explanation})",
                     "pull or build the image, or set sandbox.image",
                 ) from None
+
+    def _pull(self) -> None:
+        """Pull the image, saying how far it got every few seconds."""
+        image = self.config.image
+        self.progress.pull(f"pulling {image}")
+        layers: dict[str, str] = {}
+        last = time.monotonic()
+        for event in self._docker.api.pull(image, stream=True, decode=True):
+            if "error" in event:
+                raise SandboxError(
+                    f"sandbox image {image!r} could not be pulled ({event['error']})",
+                    "check the image name and the registry, or set sandbox.image",
+                )
+            if event.get("id") and event.get("status"):
+                layers[str(event["id"])] = str(event["status"])
+            if time.monotonic() - last >= PULL_REPORT:
+                last = time.monotonic()
+                done = sum(s in ("Pull complete", "Already exists") for s in layers.values())
+                self.progress.pull(f"pulling {image}: {done}/{len(layers)} layers done")
+        self.progress.pull(f"pulled {image}")
 
     def _send(self, data: bytes) -> None:
         with self._send_lock:
