@@ -66,7 +66,8 @@ def test_docker_container_has_no_host_bind_mount(repo: Path) -> None:
     import docker
     from tests.integration.conftest import config_for
 
-    from astraforge.sandbox.docker import DockerSandbox, verify
+    from astraforge.sandbox.docker import DockerSandbox
+    from astraforge.sandbox.hardening import verify
 
     config = config_for("docker")
     with DockerSandbox(config, repo) as box:  # type: ignore[arg-type]

@@ -55,6 +55,28 @@ def test_changes_come_back_exactly(sandbox_factory: SandboxFactory) -> None:
     assert "root:" not in changes.patch  # the link was never followed on the host
 
 
+def test_a_large_tree_arrives_whole_and_unchanged(
+    sandbox_factory: SandboxFactory, repo: Path
+) -> None:
+    """Above the size copied through the shell, the tree streams through its own exec:
+    content, modes and links arrive exactly, and nothing counts as changed."""
+    blob = os.urandom(3 << 20)
+    (repo / "big.bin").write_bytes(blob)
+    for i in range(300):
+        (repo / "many" / f"f{i}.txt").parent.mkdir(exist_ok=True)
+        (repo / "many" / f"f{i}.txt").write_text(f"file {i}\n")
+    (repo / "tool.sh").write_text("#!/bin/sh\necho tool\n")
+    (repo / "tool.sh").chmod(0o755)
+    os.symlink("many/f7.txt", repo / "seven")
+    commit(repo, "large")
+    box = sandbox_factory()
+    assert box.read_file("big.bin") == blob
+    assert box.run("./tool.sh && cat seven && ls many | wc -l").stdout == "tool\nfile 7\n300\n"
+    assert box.changes().patch == ""
+    box.run("echo more >> many/f299.txt")
+    assert box.changes().modified == ["many/f299.txt"]
+
+
 def test_changes_follow_gitignore_and_skip_build_leftovers(
     sandbox_factory: SandboxFactory, repo: Path
 ) -> None:
@@ -102,6 +124,28 @@ def test_file_operations(sandbox_factory: SandboxFactory) -> None:
     with pytest.raises(PermissionError):
         box.read_file("/etc/passwd")
     assert box.changes().added == ["env_link", "notes/n.txt"]
+
+
+def test_file_operations_refuse_a_symlink_planted_mid_path(
+    sandbox_factory: SandboxFactory,
+) -> None:
+    """A command plants a link to / in the middle of a directory chain; the file tools
+    (which run in the session's main shell) notice it and refuse, and a link that stays
+    inside is followed."""
+    box = sandbox_factory()
+    box.run("mkdir -p deep/er && ln -s / deep/er/root && ln -s ../pkg deep/inside")
+    with pytest.raises(OSError, match="outside the workspace"):
+        box.read_file("deep/er/root/etc/hostname")
+    with pytest.raises(OSError, match="outside the workspace"):
+        box.write_file("deep/er/root/tmp/planted.txt", b"x")
+    assert box.run("test -e /tmp/planted.txt; echo $?").stdout == "1\n"
+    assert box.read_file("deep/inside/calc.py").startswith(b"def add")
+    box.write_file("deep/inside/new.py", b"# via a link inside\n")
+    assert box.read_file("pkg/new.py") == b"# via a link inside\n"
+    odd = "odd name $(touch /tmp/x) `id`; '\"\\.txt"
+    box.write_file(odd, b"quoted\n")
+    assert box.read_file(odd) == b"quoted\n"
+    assert box.run("ls /tmp/x 2>/dev/null; echo done").stdout == "done\n"
 
 
 def test_image_without_git_or_python(repo: Path) -> None:
@@ -165,6 +209,26 @@ def test_unreachable_daemon_is_a_clear_error(repo: Path, tmp_path: Path) -> None
     config = DockerConfig(image="x", docker_host=f"unix://{tmp_path}/none.sock")
     with pytest.raises(SandboxError, match="cannot reach the Docker daemon"):
         open_sandbox(config, repo).start()
+
+
+def test_a_sandbox_started_in_the_background(repo: Path, backend: str) -> None:
+    """The runner starts the sandbox while it gathers context: entering waits for it, a
+    failed start is raised there, and nothing is left behind either way."""
+    import docker
+
+    from astraforge.errors import SandboxError
+
+    box = open_sandbox(config_for(backend), repo, run_id=f"soon-{backend}")
+    box.start_soon()
+    with box:
+        assert box.run("cat README.md").stdout == "# sample\n"
+    if backend.startswith("docker"):
+        broken = open_sandbox(config_for(backend, image="astraforge-missing:none"), repo)
+        broken.start_soon()
+        with pytest.raises(SandboxError, match="astraforge-missing:none"), broken:
+            pass
+    left = docker.from_env().containers.list(all=True, filters={"label": "io.astraforge.sandbox"})
+    assert not [c.name for c in left if "soon-" in c.name]
 
 
 def _interfaces(box: object, phase: str) -> list[str]:

@@ -103,21 +103,16 @@ def run_agent(
             sandbox=spec.model_dump(),
             tools=list(TOOLS),
         )
-        if messages is None:
-            prompt = build_prompt(task, repo, config, env)
-            messages = prompt.messages
-            test_command = test_command or prompt.context.test_command
-            trajectory.write(
-                "context",
-                tokens=prompt.tokens,
-                omitted=prompt.omitted,
-                notes=prompt.context.notes,
-                frames=[f"{w.path}:{w.lineno}" for w in prompt.context.windows],
-                test_command=prompt.context.test_command,
-            )
-            progress.phase("context", f"{len(prompt.context.windows)} frame(s) mapped")
+        sandbox = open_sandbox(spec, repo, run_id=run_id, progress=progress)
+        sandbox.start_soon()  # the container starts while the context is gathered
+        try:
+            if messages is None:
+                messages, test_command = _prompt(task, repo, config, env, trajectory, progress)
+        except BaseException:
+            sandbox.stop()
+            raise
         conversation = Conversation(messages, trajectory)
-        with open_sandbox(spec, repo, run_id=run_id, progress=progress) as sandbox:
+        with sandbox:
             try:
                 _setup(sandbox, config.setup, trajectory)
                 if test_command:
@@ -198,6 +193,28 @@ def run_agent(
     if error is not None and not isinstance(error, Exception):
         raise error  # KeyboardInterrupt, SystemExit: the artifacts are written; stop now
     return AgentRun(outcome, out, error)
+
+
+def _prompt(
+    task: Task,
+    repo: Path,
+    config: Config,
+    env: Mapping[str, str],
+    trajectory: Trajectory,
+    progress: Progress,
+) -> tuple[list[Message], str | None]:
+    """The first messages, and the test command (configured, or detected with the context)."""
+    prompt = build_prompt(task, repo, config, env)
+    trajectory.write(
+        "context",
+        tokens=prompt.tokens,
+        omitted=prompt.omitted,
+        notes=prompt.context.notes,
+        frames=[f"{w.path}:{w.lineno}" for w in prompt.context.windows],
+        test_command=prompt.context.test_command,
+    )
+    progress.phase("context", f"{len(prompt.context.windows)} frame(s) mapped")
+    return prompt.messages, config.test_command or prompt.context.test_command
 
 
 def _retries(trajectory: Trajectory, progress: Progress) -> RetryHook:

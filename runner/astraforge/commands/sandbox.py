@@ -46,7 +46,7 @@ def run_and_show(**kw: Any) -> int:
 
 def gc(older_than: float) -> list[str]:
     """Remove leftover sandbox containers and volumes of dead runners."""
-    from astraforge.sandbox.docker import gc as docker_gc
+    from astraforge.sandbox.daemon import gc as docker_gc
 
     return docker_gc(older_than=older_than)
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import base64
 import shlex
+import threading
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -19,9 +21,10 @@ from typing import Self
 from astraforge.errors import SandboxError
 from astraforge.progress import Progress
 from astraforge.sandbox.config import WORKSPACE, BwrapConfig, DockerConfig
+from astraforge.sandbox.copyin import Prefetch, starting_files
 from astraforge.sandbox.session import ShellSession
 from astraforge.sandbox.shadow import JUNK_DIRS, Changes, Shadow
-from astraforge.sandbox.tree import SYMLINK, Entry, Source, blob_id
+from astraforge.sandbox.tree import EXECUTABLE, SYMLINK, Entry, Source, read_tar
 
 SandboxConfig = DockerConfig | BwrapConfig
 MAX_FILE = 32 * 1024 * 1024  # bytes of one file read through the session
@@ -114,13 +117,19 @@ class Sandbox(ABC):
         self.run_id = run_id or uuid.uuid4().hex[:12]
         self._session: ShellSession | None = None
         self._shadow: Shadow | None = None
-        self._start_state: dict[str, _Stat] = {}
+        self._copied_at = 0  # the sandbox's clock (seconds) once the files were in
+        self._starter: threading.Thread | None = None
+        self._start_error: BaseException | None = None
+        self.commit: str | None = None  # the commit to start from (default: the checkout's)
 
     # -- what a backend provides ------------------------------------------------------------
+    start_in_thread = True  # False when the sandbox's process dies with its thread
+
     @abstractmethod
-    def _launch(self, source: Source, shadow: Shadow) -> ShellSession:
-        """Create the isolated process, copy ``source`` in (recording each entry in
-        ``shadow``), and return its started session."""
+    def _launch(self, files: Iterable[bytes]) -> tuple[ShellSession, int]:
+        """Create the isolated process with its shell, extract the tar stream ``files`` into
+        the workspace, and return the started session and the sandbox's clock (seconds)
+        once the files are in."""
 
     @abstractmethod
     def _teardown(self) -> None:
@@ -135,8 +144,35 @@ class Sandbox(ABC):
 
     # -- lifecycle --------------------------------------------------------------------------
     def __enter__(self) -> Self:
-        self.start()
+        if self._starter is None and self._session is None:
+            self.start()
+        elif self._starter is not None:
+            self._join_starter()
+            if self._start_error is not None:
+                raise self._start_error
         return self
+
+    def start_soon(self) -> None:
+        """Start in a thread, so the caller can do other work meanwhile (the runner gathers
+        the prompt's context); entering the sandbox waits for it and raises what failed.
+        A backend whose process dies with the thread that made it starts at once."""
+        if not self.start_in_thread:
+            self.start()
+            return
+
+        def start() -> None:
+            try:
+                self.start()
+            except BaseException as exc:
+                self._start_error = exc
+
+        self._starter = threading.Thread(target=start, name=f"start-{self.run_id}", daemon=True)
+        self._starter.start()
+
+    def _join_starter(self) -> None:
+        if self._starter is not None and self._starter is not threading.current_thread():
+            self._starter.join()
+            self._starter = None
 
     def __exit__(
         self,
@@ -150,17 +186,25 @@ class Sandbox(ABC):
         """Create the sandbox and copy the starting files in; cleans up if that fails."""
         try:
             source = Source(
-                self.workspace, exclude=self.config.exclude, include=self.config.include
+                self.workspace,
+                exclude=self.config.exclude,
+                include=self.config.include,
+                commit=self.commit,
             )
-            self._shadow = Shadow(source.objects)
-            self._session = self._launch(source, self._shadow)
-            self._shadow.seal()
-            self._start_state, _ = self._listing()
+            shadow = self._shadow = Shadow(source.objects)
+            prefetch = Prefetch(lambda: starting_files(source, shadow))
+            try:
+                self._session, self._copied_at = self._launch(prefetch)
+            finally:
+                prefetch.close()
+            if source.commit is None:
+                shadow.seal()
         except BaseException:
             self.stop()
             raise
 
     def stop(self) -> None:
+        self._join_starter()
         self._teardown()
         self._session = None
         if self._shadow is not None:
@@ -216,7 +260,7 @@ class Sandbox(ABC):
         """Where ``path`` really is, relative to the workspace ("" for its root): symlinks
         are followed only while they stay inside it."""
         target = self._path(path)
-        raw = self._live().run(
+        raw = self._live().call(
             f'__af_real {shlex.quote(target)} {shlex.quote(path)} && printf %s "$__af_r"',
             FILE_TIMEOUT,
         )
@@ -228,7 +272,7 @@ class Sandbox(ABC):
         """A regular file's bytes; symlinks are followed only inside the workspace, and a
         FIFO, socket or device is refused at once."""
         target = self._path(path)
-        raw = self._live().run(
+        raw = self._live().call(
             f"__af_read {shlex.quote(target)} {shlex.quote(path)}", FILE_TIMEOUT, limit=MAX_FILE
         )
         _raise_for(raw.exit_code, raw.stderr, path)
@@ -242,7 +286,7 @@ class Sandbox(ABC):
         if target == WORKSPACE:
             raise IsADirectoryError(path)
         encoded = base64.encodebytes(data).decode()
-        raw = self._live().run(
+        raw = self._live().call(
             f"__af_write {shlex.quote(target)} {shlex.quote(path)} <<'__AF_B64__'\n"
             f"{encoded}__AF_B64__",
             FILE_TIMEOUT,
@@ -255,7 +299,7 @@ class Sandbox(ABC):
 
     # -- changes ----------------------------------------------------------------------------
     def _listing(self) -> tuple[dict[str, _Stat], list[str]]:
-        raw = self._live().run(LISTING, FILE_TIMEOUT, limit=MAX_CHANGES)
+        raw = self._live().call(LISTING, FILE_TIMEOUT, limit=MAX_CHANGES)
         if raw.exit_code != 0 or raw.truncated:
             raise SandboxError(f"listing the workspace failed: {raw.stderr.strip()[-300:]}")
         found: dict[str, _Stat] = {}
@@ -283,20 +327,31 @@ class Sandbox(ABC):
             kind = stat.mode & 0o170000
             if kind not in (0o100000, 0o120000):
                 skipped.append(path)  # FIFOs, sockets, devices
-                continue
-            if self._start_state.get(path) != stat:
+            elif self._changed(path, stat):
                 wanted.append(path)
         fetched = self._fetch(wanted) if wanted else []
         present = [p for p in now if p not in skipped]
         return self._shadow.diff(present, fetched, skipped)
 
+    def _changed(self, path: str, stat: _Stat) -> bool:
+        """Whether a file may differ from its starting copy: a new path, another size or
+        kind or executable bit, a written file (every file starts with mtime 0), or a status
+        change after the copy. Only these are fetched; the shadow compares their content."""
+        assert self._shadow is not None
+        start = self._shadow.files.get(path)
+        if start is None or stat.size != start.size or stat.mtime != "0":
+            return True
+        link = stat.mode & 0o170000 == 0o120000
+        if link != (start.mode == SYMLINK) or (
+            not link and bool(stat.mode & 0o100) != (start.mode == EXECUTABLE)
+        ):
+            return True
+        return int(stat.ctime) > self._copied_at
+
     def _fetch(self, paths: list[str]) -> list[Entry]:
         """The content and mode of ``paths``, as one tar streamed through the session."""
-        import io
-        import tarfile
-
         listing = " ".join(shlex.quote("./" + p) for p in paths)
-        raw = self._live().run(
+        raw = self._live().call(
             f"cd {WORKSPACE} && tar -cf - -- {listing}", FILE_TIMEOUT, limit=MAX_CHANGES
         )
         if raw.exit_code != 0 or raw.truncated:
@@ -304,19 +359,7 @@ class Sandbox(ABC):
                 f"fetching the changed files failed: {raw.stderr.strip()[-300:]}",
                 "the change may be too large, or the image lacks tar",
             )
-        entries = []
-        with tarfile.open(fileobj=io.BytesIO(raw.data), mode="r:") as tar:
-            for member in tar:
-                path = member.name.removeprefix("./")
-                if member.issym():
-                    data = member.linkname.encode("utf-8", "surrogateescape")
-                    entries.append(Entry(path, SYMLINK, data, blob_id(data)))
-                elif member.isreg():
-                    handle = tar.extractfile(member)
-                    data = handle.read() if handle else b""
-                    mode = 0o100755 if member.mode & 0o100 else 0o100644
-                    entries.append(Entry(path, mode, data, blob_id(data)))
-        return entries
+        return read_tar(raw.data)
 
 
 def _raise_for(code: int, stderr: str, path: str) -> None:

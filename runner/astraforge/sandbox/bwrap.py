@@ -20,6 +20,8 @@ import signal
 import subprocess
 import tempfile
 import threading
+import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
 
@@ -28,11 +30,9 @@ from astraforge.progress import Progress
 from astraforge.sandbox.base import ExecResult, Sandbox
 from astraforge.sandbox.config import HOME, SANDBOX_UID, TMP, WORKSPACE, BwrapConfig
 from astraforge.sandbox.session import STDERR, STDOUT, ShellSession
-from astraforge.sandbox.shadow import Shadow
-from astraforge.sandbox.tree import Source, write_staging
+from astraforge.sandbox.tree import tar_stream
 
 HOST_UID = 61000  # the unprivileged host account a root runner drops to
-STAGED = "/.af-in"  # the starting files, read-only, copied into the capped workspace tmpfs
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
@@ -101,6 +101,8 @@ class _Cgroups:
 class BwrapSandbox(Sandbox):
     """A sandbox made with bubblewrap, for runners without Docker."""
 
+    start_in_thread = False  # --die-with-parent: bwrap ends with the thread that ran it
+
     config: BwrapConfig
 
     def __init__(
@@ -122,7 +124,7 @@ class BwrapSandbox(Sandbox):
         self._child: int | None = None  # host pid of the sandbox's pid 1
         self._oom_seen = 0
 
-    def _launch(self, source: Source, shadow: Shadow) -> ShellSession:
+    def _launch(self, files: Iterable[bytes]) -> tuple[ShellSession, int]:
         bwrap = shutil.which("bwrap")
         if bwrap is None:
             raise SandboxError(
@@ -132,20 +134,12 @@ class BwrapSandbox(Sandbox):
         self._root = Path(tempfile.mkdtemp(prefix=f"astraforge-bwrap-{self.run_id}-"))
         os.chmod(self._root, 0o755)  # noqa: S103 - the sandbox uid must traverse it
         self._write_etc(self._root / "etc")
-        write_staging((shadow.record(e) for e in source.entries()), self._stage())
         self._bwrap, self._as_root = bwrap, os.geteuid() == 0
         if self._as_root:
             self._cgroups = _Cgroups(
                 f"astraforge-{self.run_id}", self.config.memory_mb * 2**20, self.config.pids
             )
-        return self._spawn(network=self.config.setup_network)
-
-    def _stage(self) -> Path:
-        assert self._root is not None
-        stage = self._root / "in"
-        shutil.rmtree(stage, ignore_errors=True)
-        stage.mkdir(mode=0o755)
-        return stage
+        return self._spawn(files, network=self.config.setup_network)
 
     def _write_etc(self, etc: Path) -> None:
         """The sandbox's own /etc files: its users and hosts, nothing of the host's."""
@@ -162,10 +156,13 @@ class BwrapSandbox(Sandbox):
             (etc / name).write_text(text)
             os.chmod(etc / name, 0o644)
 
-    def _spawn(self, network: bool) -> ShellSession:
-        """Start the shell: with the host network for setup only, else loopback only; then
-        copy the staged files into the size-capped workspace."""
+    def _spawn(self, files: Iterable[bytes], network: bool) -> tuple[ShellSession, int]:
+        """Start the shell (with the host network for setup only, else loopback only), and
+        extract the tar stream ``files`` into the size-capped workspace through a pipe."""
         info_read, info_write = os.pipe()
+        data_read, data_write = os.pipe()
+        if self._as_root:  # the sandbox's uid reopens the pipe by /proc/self/fd
+            os.fchown(data_read, HOST_UID, HOST_UID)
         argv = self._argv(self._bwrap, self._as_root, network, info_write)
         cgroups = self._cgroups
         self._online = network
@@ -177,29 +174,33 @@ class BwrapSandbox(Sandbox):
                 stderr=subprocess.PIPE,
                 env={},
                 start_new_session=True,
-                pass_fds=(info_write,),
+                pass_fds=(info_write, data_read),
                 preexec_fn=cgroups.join if cgroups else None,
             )
         finally:
             os.close(info_write)
+            os.close(data_read)
         with os.fdopen(info_read, "rb") as info:
             data = info.read()
         try:
             self._child = int(json.loads(data)["child-pid"])
         except (ValueError, KeyError):
             self._child = None
+        writer = threading.Thread(target=_write_all, args=(data_write, files), daemon=True)
+        writer.start()
         session = ShellSession(self._send, self._interrupt, self.config.output_limit, WORKSPACE)
         for stream, pipe in ((STDOUT, self._proc.stdout), (STDERR, self._proc.stderr)):
             threading.Thread(target=self._pump, args=(stream, pipe, session), daemon=True).start()
-        session.start()
-        copied = session.run(f"cp -a {STAGED}/. {WORKSPACE}/", self.config.setup_timeout)
-        if copied.exit_code != 0:
-            raise SandboxError(
-                f"copying the workspace into the sandbox failed: {copied.stderr.strip()[-300:]}",
-                "raise sandbox.disk_mb if the repository is larger than the workspace cap",
-            )
-        shutil.rmtree(self._stage(), ignore_errors=True)
-        return session
+        said = session.start(
+            timeout=self.config.setup_timeout,
+            prelude=(
+                f'tar -xf /proc/self/fd/{data_read} -C "$AF_WORKSPACE" || exit 91; '
+                'echo "__AF_COPIED $(date +%s)"'
+            ),
+        )
+        writer.join()
+        copied = [line for line in said.splitlines() if line.startswith("__AF_COPIED ")]
+        return session, int(copied[-1].split()[1]) if copied else int(time.time())
 
     def _interrupt(self) -> None:
         """SIGUSR1 to the sandbox's shell (the child of its pid 1): its trap kills the
@@ -226,8 +227,7 @@ class BwrapSandbox(Sandbox):
         # offline sandbox (the listing and the fetch never follow a link).
         entries = self._fetch(sorted(self._listing()[0]))
         self._kill_shell()
-        write_staging(entries, self._stage())
-        self._session = self._spawn(network=False)
+        self._session, _ = self._spawn(tar_stream(entries, SANDBOX_UID), network=False)
 
     def _argv(self, bwrap: str, as_root: bool, network: bool, info_fd: int) -> list[str]:
         cfg = self.config
@@ -294,9 +294,6 @@ class BwrapSandbox(Sandbox):
             str(cfg.workspace_mb * 2**20),
             "--tmpfs",
             WORKSPACE,
-            "--ro-bind",
-            str(self._root / "in"),
-            STAGED,
             "--remount-ro",
             "/",
             "--chdir",
@@ -340,3 +337,13 @@ class BwrapSandbox(Sandbox):
     def _exec(self, cmd: str, timeout: float, env: dict[str, str] | None = None) -> ExecResult:
         self._oom_seen = self._cgroups.oom_kills() if self._cgroups else 0
         return super()._exec(cmd, timeout, env)
+
+
+def _write_all(fd: int, chunks: Iterable[bytes]) -> None:
+    """Write a stream to a pipe and close it (a reader that stopped ends the writing)."""
+    with os.fdopen(fd, "wb") as pipe:
+        try:
+            for chunk in chunks:
+                pipe.write(chunk)
+        except (BrokenPipeError, OSError):
+            pass

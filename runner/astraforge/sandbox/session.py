@@ -54,10 +54,20 @@ __af_run() {{
   [ -n "$__af_killed" ] && {{ wait $__af_pid 2>/dev/null; __af_rc=137; }}
   while kill -KILL -1 2>/dev/null; do :; done
   __af_pid=
-  printf '\n__AF_END_%s %s\n' "$1" "$__af_rc"
-  printf '\n__AF_END_%s %s\n' "$1" "$__af_rc" >&2
+  __af_end "$1" $__af_rc
+}}
+__af_end() {{
+  printf '\n__AF_END_%s %s\n' "$1" "$2"
+  printf '\n__AF_END_%s %s\n' "$1" "$2" >&2
 }}
 __af_real() {{
+  __af_r=$1; __af_q=$AF_WORKSPACE; __af_s=${{1#"$AF_WORKSPACE"}}
+  while [ -n "$__af_s" ]; do
+    __af_s=${{__af_s#/}}; __af_q=$__af_q/${{__af_s%%/*}}
+    [ "$__af_s" = "${{__af_s#*/}}" ] && __af_s= || __af_s=${{__af_s#*/}}
+    [ -L "$__af_q" ] && {{ __af_r=; break; }}
+  done
+  [ -n "$__af_r" ] && return 0
   __af_r=$(realpath -- "$1" 2>/dev/null) || {{ echo "$2: no such file" >&2; return 2; }}
   case "$__af_r" in "$AF_WORKSPACE"|"$AF_WORKSPACE"/*) ;;
     *) echo "$2 is a symlink leading outside the workspace; not followed" >&2; return 3;; esac
@@ -66,13 +76,14 @@ __af_read() {{
   __af_real "$1" "$2" || return $?
   [ -e "$__af_r" ] || {{ echo "$2: no such file" >&2; return 2; }}
   [ -f "$__af_r" ] || {{ echo "$2 is not a regular file" >&2; return 4; }}
-  cat -- "$__af_r"
+  cat -- "$__af_r" </dev/null
 }}
 __af_write() {{
-  __af_d=$(dirname -- "$1"); __af_p=$__af_d
-  while [ ! -e "$__af_p" ] && [ ! -L "$__af_p" ]; do __af_p=$(dirname -- "$__af_p"); done
+  __af_d=${{1%/*}}; __af_p=$__af_d
+  while [ ! -e "$__af_p" ] && [ ! -L "$__af_p" ]; do __af_p=${{__af_p%/*}}; done
   __af_real "$__af_p" "$2" || return $?
-  mkdir -p -- "$__af_d" && __af_real "$__af_d" "$2" || return 3
+  [ -d "$__af_d" ] || mkdir -p -- "$__af_d" </dev/null || return 3
+  __af_real "$__af_d" "$2" || return 3
   __af_t="$__af_r/${{1##*/}}"
   if [ -L "$__af_t" ]; then __af_real "$__af_t" "$2" || return $?; __af_t=$__af_r; fi
   [ -e "$__af_t" ] && [ ! -f "$__af_t" ] && {{ echo "$2 is not a regular file" >&2; return 4; }}
@@ -209,8 +220,11 @@ class ShellSession:
         return not self._closed
 
     # -- used by the sandbox ----------------------------------------------------------------
-    def start(self, timeout: float = 30.0) -> None:
-        self._send(f"AF_WORKSPACE={shlex.quote(self._workspace)}\n".encode() + BOOTSTRAP.encode())
+    def start(self, timeout: float = 30.0, prelude: str = "") -> str:
+        """Start the protocol; ``prelude`` runs first (what it prints before the shell is
+        ready is returned)."""
+        first = f"AF_WORKSPACE={shlex.quote(self._workspace)}\n{prelude}\n"
+        self._send(first.encode() + BOOTSTRAP.encode())
         with self._cond:
             if not self._cond.wait_for(lambda: self._ready or self._closed, timeout):
                 raise SandboxError("the sandbox shell did not start in time")
@@ -219,6 +233,7 @@ class ShellSession:
                     "the sandbox shell exited at start: "
                     + self._boot.decode(errors="replace")[-300:]
                 )
+            return self._boot.decode(errors="replace").split("__AF_READY__")[0]
 
     def run(
         self,
@@ -229,19 +244,33 @@ class ShellSession:
     ) -> Raw:
         """Run ``cmd`` in the workspace's session; stdout is capped at ``limit`` bytes (head
         and tail), stderr at the session's output limit."""
-        with self._lock:
-            return self._run(cmd, timeout, env or {}, limit or self._limit)
-
-    def _run(self, cmd: str, timeout: float, env: Mapping[str, str], limit: int) -> Raw:
-        nonce = secrets.token_hex(8)
-        marker = f"\n__AF_END_{nonce} ".encode()
+        env = env or {}
         names = [k for k in env if k.isidentifier() and not k.startswith("__af")]
         exports = "".join(f"export {k}={shlex.quote(env[k])}\n" for k in names)
-        script = (
+        head = (
             f"__af_cmd={shlex.quote(cmd.replace(chr(0), ''))}; __af_env={shlex.quote(exports)}; "
             f"__af_unset={shlex.quote(' '.join(names))}\n"
-            f"__af_run {nonce}\n"
         )
+        with self._lock:
+            return self._run(lambda n: f"{head}__af_run {n}\n", cmd, timeout, limit or self._limit)
+
+    def call(self, script: str, timeout: float, limit: int | None = None) -> Raw:
+        """Run one of the session's own file operations (``script`` is built by the runner
+        with every argument quoted) in the main shell itself: no fork, no saved state. It
+        runs only between commands, when ``kill -1`` has left no other process that could
+        race it."""
+        with self._lock:
+            return self._run(
+                lambda n: f"{{ {script}\n}} </dev/null\n__af_end {n} $?\n",
+                script,
+                timeout,
+                limit or self._limit,
+            )
+
+    def _run(self, build: Callable[[str], str], cmd: str, timeout: float, limit: int) -> Raw:
+        nonce = secrets.token_hex(8)
+        marker = f"\n__AF_END_{nonce} ".encode()
+        script = build(nonce)
         watchers = {STDOUT: _Watcher(marker, limit), STDERR: _Watcher(marker, self._limit)}
         started = time.monotonic()
         with self._cond:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from astraforge.git import run_git
-from astraforge.sandbox.tree import SYMLINK, Entry, write_object
+from astraforge.sandbox.tree import SYMLINK, Entry, Tracked, write_object
 
 # Build and test leftovers never count as changes, on top of the repository's .gitignore.
 JUNK = (
@@ -61,6 +61,7 @@ class Start:
 
     mode: int
     blob: str
+    size: int
 
 
 class Shadow:
@@ -73,6 +74,9 @@ class Shadow:
             (self.dir / "objects" / "info" / "alternates").write_text(f"{objects}\n")
         (self.dir / "info").mkdir(exist_ok=True)
         (self.dir / "info" / "exclude").write_text("\n".join(JUNK) + "\n")
+        # `git archive` of the starting tree copies every file as committed: the tree's own
+        # .gitattributes can neither hide a file (export-ignore) nor rewrite it (export-subst).
+        (self.dir / "info" / "attributes").write_text("* -export-ignore -export-subst\n")
         self.objects = self.dir / "objects"
         self.files: dict[str, Start] = {}
         self.base_tree = ""
@@ -81,8 +85,13 @@ class Shadow:
         """Note one starting file (storing its blob unless the checkout has it); pass it on."""
         if not entry.in_store:
             write_object(self.objects, entry.data)
-        self.files[entry.path] = Start(entry.mode, entry.blob)
+        self.files[entry.path] = Start(entry.mode, entry.blob, len(entry.data))
         return entry
+
+    def record_tracked(self, tracked: Iterable[Tracked]) -> None:
+        """Note the files of the starting commit (their blobs are in the checkout)."""
+        for t in tracked:
+            self.files[t.path] = Start(t.mode, t.blob, t.size)
 
     def seal(self) -> None:
         """Write the starting index and tree, once every file is recorded."""

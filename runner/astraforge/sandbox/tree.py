@@ -4,8 +4,9 @@ Untracked and ignored files of a checkout (credentials a CI step wrote, build ou
 enter a sandbox; a trusted setting may name extra paths (``include``). A directory that is
 not a git checkout is copied as it is, without ``.git`` and the excluded globs.
 
-The entries stream once: into a tar for the Docker API, or into a staging directory for
-bubblewrap. Every file starts with mtime 0, so that any later write shows.
+Everything goes in as one tar stream: for a checkout, ``git archive`` of the wanted tree
+(no temporary file, no blob read into Python), for a directory a tar built as it streams.
+Every file starts with mtime 0, so that any later write shows.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import io
 import os
 import subprocess
 import tarfile
-import threading
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -27,6 +27,7 @@ from astraforge.globs import matches
 
 REGULAR, EXECUTABLE, SYMLINK = 0o100644, 0o100755, 0o120000
 MODES = {b"100644": REGULAR, b"100755": EXECUTABLE, b"120000": SYMLINK}
+BLOCK = 512
 
 
 @dataclass(frozen=True)
@@ -38,10 +39,21 @@ class Entry:
     data: bytes
     blob: str
     in_store: bool = False  # the blob is in the checkout's git object store
+    mtime: int = 0
 
     @property
     def is_link(self) -> bool:
         return self.mode == SYMLINK
+
+
+@dataclass(frozen=True)
+class Tracked:
+    """A file git tracks at the starting commit (its content stays in git)."""
+
+    path: str
+    mode: int
+    size: int
+    blob: str
 
 
 def blob_id(data: bytes) -> str:
@@ -62,16 +74,22 @@ def write_object(objects: Path, data: bytes) -> str:
 
 
 class Source:
-    """The files a sandbox starts with."""
+    """The files a sandbox starts with: a commit's tracked files (plus trusted ``include``
+    paths from the working tree), or a plain directory."""
 
     def __init__(
-        self, root: Path, *, exclude: Sequence[str] = (), include: Sequence[str] = ()
+        self,
+        root: Path,
+        *,
+        exclude: Sequence[str] = (),
+        include: Sequence[str] = (),
+        commit: str | None = None,
     ) -> None:
         self.root = root
         self.exclude = list(exclude)
         self.include = list(include)
-        self.commit = head_commit(root) if is_checkout(root) else None
-        self.objects: Path | None = None  # a git object store holding every blob, if any
+        self.commit = commit or (head_commit(root) if is_checkout(root) else None)
+        self.objects: Path | None = None  # the git object store holding every blob, if any
         if self.commit is not None:
             found = subprocess.run(
                 ["git", "rev-parse", "--git-path", "objects"],
@@ -88,80 +106,53 @@ class Source:
                 "commit the files first",
             )
 
-    def entries(self) -> Iterator[Entry]:
-        """Every file, in path order of the tree (tracked first, then ``include``)."""
-        if self.commit is None:
-            yield from self._directory()
-            return
-        seen: set[str] = set()
-        for entry in self._tracked():
-            seen.add(entry.path)
-            yield entry
-        if self.include:
-            for entry in self._directory(only=self.include):
-                if entry.path not in seen:
-                    yield entry
-
-    def _skip(self, path: str) -> bool:
+    def skip(self, path: str) -> bool:
+        """Whether ``path`` stays out: inside a ``.git``, or excluded."""
         return any(part == ".git" for part in path.split("/")) or bool(matches(path, self.exclude))
 
-    def _tracked(self) -> Iterator[Entry]:
+    def tracked(self) -> list[Tracked]:
+        """The commit's files that go in (submodules and excluded paths stay out)."""
+        if self.commit is None:
+            return []
         listing = subprocess.run(
-            ["git", "ls-tree", "-r", "-z", "--full-tree", str(self.commit)],
+            ["git", "ls-tree", "-r", "-l", "-z", "--full-tree", self.commit],
             cwd=self.root,
             env=git_env(),
             capture_output=True,
             check=True,
         ).stdout
-        wanted: list[tuple[str, int, str]] = []
+        wanted = []
         for record in listing.split(b"\0"):
             if not record:
                 continue
             meta, _, raw_path = record.partition(b"\t")
-            raw_mode, kind, raw_oid = meta.split()
-            name = raw_path.decode("utf-8", "surrogateescape")
-            if kind != b"blob" or raw_mode not in MODES or self._skip(name):
-                continue  # submodules (commits) and excluded paths stay out
-            wanted.append((name, MODES[raw_mode], raw_oid.decode()))
-        if not wanted:
+            raw_mode, kind, oid, size = meta.split()
+            path = raw_path.decode("utf-8", "surrogateescape")
+            if kind == b"blob" and raw_mode in MODES and not self.skip(path):
+                wanted.append(Tracked(path, MODES[raw_mode], int(size), oid.decode()))
+        return wanted
+
+    def untracked(self) -> Iterator[Entry]:
+        """The files read from disk: every file of a plain directory, or the trusted
+        ``include`` paths of a checkout."""
+        if self.commit is not None and not self.include:
             return
-        with subprocess.Popen(
-            ["git", "cat-file", "--batch"],
-            cwd=self.root,
-            env=git_env(),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        ) as proc:
-            stdin, stdout = proc.stdin, proc.stdout
-            assert stdin is not None
-            assert stdout is not None
+        only = self.include if self.commit is not None else ()
+        tracked = {t.path for t in self.tracked()} if self.commit is not None else set()
+        for entry in self._directory(only):
+            if entry.path not in tracked:
+                yield entry
 
-            def feed() -> None:
-                with stdin:
-                    for _, _, oid in wanted:
-                        stdin.write(oid.encode() + b"\n")
-
-            feeder = threading.Thread(target=feed, daemon=True)
-            feeder.start()
-            for path, mode, oid in wanted:
-                header = stdout.readline().split()
-                if len(header) != 3 or header[0].decode() != oid:
-                    raise SandboxError(f"git cat-file could not read {path} ({oid})")
-                data = stdout.read(int(header[2]))
-                stdout.read(1)  # the newline after each object
-                yield Entry(path, mode, data, oid, in_store=True)
-            feeder.join()
-
-    def _directory(self, only: Sequence[str] = ()) -> Iterator[Entry]:
+    def _directory(self, only: Sequence[str]) -> Iterator[Entry]:
         for dirpath, dirnames, filenames in os.walk(self.root):
             base = Path(dirpath)
             rel = base.relative_to(self.root).as_posix()
             prefix = "" if rel == "." else rel + "/"
-            dirnames[:] = sorted(d for d in dirnames if not self._skip(prefix + d))
+            dirnames[:] = sorted(d for d in dirnames if not self.skip(prefix + d))
             names = sorted(filenames) + [d for d in dirnames if (base / d).is_symlink()]
             for name in sorted(names):
                 path = prefix + name
-                if self._skip(path) or (only and not matches(path, only)):
+                if self.skip(path) or (only and not matches(path, only)):
                     continue
                 full = base / name
                 if full.is_symlink():
@@ -174,6 +165,56 @@ class Source:
                 else:
                     continue  # FIFOs, sockets, devices
                 yield Entry(path, mode, data, blob_id(data))
+
+
+def archive(git_dir: Path, tree: str) -> Iterator[bytes]:
+    """``git archive`` of ``tree`` from ``git_dir`` as a tar stream with every mtime set to
+    0 and no end-of-archive blocks (:func:`tar_stream` may follow it)."""
+    command = ["git", "-c", "tar.umask=022", "archive", "--format=tar", tree]
+    with subprocess.Popen(
+        command, cwd=git_dir, env=git_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as proc:
+        assert proc.stdout is not None
+        yield from zero_mtimes(iter(lambda: proc.stdout.read(1 << 20), b""))  # type: ignore[union-attr]
+        error = proc.stderr.read() if proc.stderr else b""
+    if proc.returncode:
+        raise SandboxError(f"git archive failed: {error.decode(errors='replace').strip()}")
+
+
+def zero_mtimes(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """A tar stream with each member's mtime set to 0 (and its checksum redone), ending
+    before the end-of-archive blocks."""
+    pending = bytearray()
+    skip = 0  # bytes of member data still to pass through
+    for chunk in chunks:
+        pending += chunk
+        out = bytearray()
+        while True:
+            if skip:
+                take = min(skip, len(pending))
+                out += pending[:take]
+                del pending[:take]
+                skip -= take
+                if skip:
+                    break
+            if len(pending) < BLOCK:
+                break
+            header = bytearray(pending[:BLOCK])
+            del pending[:BLOCK]
+            if not any(header):
+                yield bytes(out)
+                return  # the end of the archive: the rest are zero blocks
+            size = int(header[124:136].rstrip(b"\0 ") or b"0", 8)
+            skip = (size + BLOCK - 1) // BLOCK * BLOCK
+            if bytes(header[156:157]) not in (b"x", b"g"):  # pax records carry no mtime
+                header[136:148] = b"00000000000\0"
+            header[148:156] = b" " * 8
+            header[148:156] = b"%06o\0 " % sum(header)
+            out += header
+        if out:
+            yield bytes(out)
+    if pending:
+        raise SandboxError("git archive ended in the middle of a tar member")
 
 
 class _Chunks(io.RawIOBase):
@@ -196,7 +237,7 @@ class _Chunks(io.RawIOBase):
 
 
 def tar_stream(entries: Iterable[Entry], uid: int, chunk: int = 1 << 20) -> Iterator[bytes]:
-    """A tar of ``entries`` (owned by ``uid``, mtime 0, parents created), in chunks."""
+    """A tar of ``entries`` (owned by ``uid``, their mtime, parents created), in chunks."""
     sink = _Chunks()
     made: set[str] = set()
     with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tar:
@@ -204,7 +245,6 @@ def tar_stream(entries: Iterable[Entry], uid: int, chunk: int = 1 << 20) -> Iter
         def add(info: tarfile.TarInfo, data: bytes | None = None) -> None:
             info.uid = info.gid = uid
             info.uname = info.gname = ""
-            info.mtime = 0
             tar.addfile(info, io.BytesIO(data) if data is not None else None)
 
         for entry in entries:
@@ -215,11 +255,10 @@ def tar_stream(entries: Iterable[Entry], uid: int, chunk: int = 1 << 20) -> Iter
                     made.add(parent)
                     add(_dir_info(parent))
             info = tarfile.TarInfo(entry.path)
+            info.mtime = entry.mtime
             if entry.is_link:
-                info.type, info.linkname = (
-                    tarfile.SYMTYPE,
-                    entry.data.decode("utf-8", "surrogateescape"),
-                )
+                info.type = tarfile.SYMTYPE
+                info.linkname = entry.data.decode("utf-8", "surrogateescape")
                 info.mode = 0o777
                 add(info)
             else:
@@ -234,21 +273,25 @@ def tar_stream(entries: Iterable[Entry], uid: int, chunk: int = 1 << 20) -> Iter
 
 def _dir_info(path: str) -> tarfile.TarInfo:
     info = tarfile.TarInfo(path)
-    info.type, info.mode = tarfile.DIRTYPE, 0o755
+    info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, 0
     return info
 
 
-def write_staging(entries: Iterable[Entry], dest: Path) -> None:
-    """Materialize ``entries`` under ``dest`` (modes kept, mtime 0, symlinks as symlinks)."""
-    for entry in entries:
-        target = dest / entry.path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if entry.is_link:
-            os.symlink(entry.data, target)
-            os.utime(target, (0, 0), follow_symlinks=False)
-            continue
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(entry.data)
-        os.chmod(target, entry.mode & 0o777)
-        os.utime(target, (0, 0))
+def read_tar(data: bytes) -> list[Entry]:
+    """The regular files and symlinks of a tar (other members are dropped), in memory:
+    nothing is extracted, and a link is never followed."""
+    entries = []
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+        for member in tar:
+            path = member.name.removeprefix("./")
+            if member.issym():
+                link = member.linkname.encode("utf-8", "surrogateescape")
+                entries.append(Entry(path, SYMLINK, link, blob_id(link), mtime=int(member.mtime)))
+            elif member.isreg():
+                handle = tar.extractfile(member)
+                content = handle.read() if handle else b""
+                mode = EXECUTABLE if member.mode & 0o100 else REGULAR
+                entries.append(
+                    Entry(path, mode, content, blob_id(content), mtime=int(member.mtime))
+                )
+    return entries
