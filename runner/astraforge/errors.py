@@ -56,8 +56,9 @@ class UnsupportedEventError(PayloadError):
     """A valid payload of an event AstraForge does not act on."""
 
     default_remediation = (
-        "trigger AstraForge on issues, issue comments, repository_dispatch, workflow_dispatch, "
-        "GitLab issue/note hooks or pipeline triggers, or Sentry/GlitchTip alerts"
+        "trigger AstraForge on issues, issue and PR comments, reviews, failed workflow runs, "
+        "repository_dispatch, workflow_dispatch, GitLab issue/note/pipeline hooks or pipeline "
+        "triggers, or Sentry/GlitchTip alerts"
     )
 
 

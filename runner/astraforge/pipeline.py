@@ -1,6 +1,11 @@
 """The one orchestrator. A run is a sequence of small named steps:
 
-    load -> event -> decide -> authorize -> announce -> agent -> check -> publish -> report
+    load -> event -> decide -> authorize -> [follow-up] -> announce -> agent -> verify
+         -> check -> publish -> report
+
+A follow-up (a comment, review or failed CI run on a pull/merge request) adds one step that
+decides whether the PR may be continued and fetches its branch; it then publishes on top of
+that branch (:mod:`astraforge.followup`).
 
 Each step is a function of explicit inputs that returns its result, or raises :class:`Stop`
 to end the run early with a :class:`~astraforge.conclusion.Conclusion`. :func:`run` chains
@@ -19,11 +24,14 @@ from pathlib import Path
 from astraforge import __version__, credentials, events, policy, report, telemetry
 from astraforge import config as config_mod
 from astraforge.agent.outcome import Outcome, Status, sha256
-from astraforge.agent.run import DIFF, run_agent
+from astraforge.agent.run import DIFF, Start, run_agent
+from astraforge.branches import FetchedBranch
 from astraforge.ci import detect
 from astraforge.conclusion import Conclusion
 from astraforge.diff import parse
 from astraforge.errors import AstraForgeError, UsageError
+from astraforge.followup import reply
+from astraforge.followup.resolve import resolve
 from astraforge.forges import open_forge
 from astraforge.forges.base import Forge
 from astraforge.git import head_commit
@@ -31,7 +39,7 @@ from astraforge.progress import Progress
 from astraforge.publish import Published, Texts, post_status, publish, status_text, texts
 from astraforge.runs import Loaded, Options, Result, Run, Stop, start
 from astraforge.status import LiveStatus
-from astraforge.task import Task
+from astraforge.task import Kind, Task
 from astraforge.trigger import decide
 
 __all__ = ["Options", "Result", "run"]
@@ -64,7 +72,8 @@ def event(run: Run, loaded: Loaded) -> Task:
 
 def decide_step(run: Run, loaded: Loaded, task: Task) -> None:
     """Whether the event asks for a run; a skip ends the run."""
-    decision = decide(task, loaded.config.trigger, loaded.rules.triggers)
+    config = loaded.config
+    decision = decide(task, config.trigger, loaded.rules.triggers, config.ci_fix)
     run.say(f"decision: {'run' if decision.run else 'skip'} ({decision.reason})")
     if not decision.run:
         raise Stop(Conclusion.SKIPPED, decision.reason)
@@ -112,8 +121,11 @@ def announce(run: Run, loaded: Loaded, task: Task, forge: Forge) -> Progress:
     )
 
 
-def agent(run: Run, loaded: Loaded, task: Task, progress: Progress) -> tuple[Outcome, str]:
-    """The agent in the sandbox; a run without a change ends here."""
+def agent(
+    run: Run, loaded: Loaded, task: Task, progress: Progress, branch: FetchedBranch | None = None
+) -> tuple[Outcome, str]:
+    """The agent in the sandbox (on a follow-up's branch tip); a run without a change ends
+    here."""
     done = run_agent(
         task,
         loaded.config,
@@ -122,6 +134,7 @@ def agent(run: Run, loaded: Loaded, task: Task, progress: Progress) -> tuple[Out
         env=run.env,
         rules=loaded.rules,
         progress=progress,
+        start=Start(branch.tip, branch.objects) if branch else None,
     )
     outcome = done.outcome
     run.say(f"agent: {outcome.status.value} ({outcome.reason})")
@@ -207,13 +220,20 @@ def publish_step(
     patch: str,
     forge: Forge,
     unverified: str | None = None,
+    branch: FetchedBranch | None = None,
 ) -> Published:
-    """The branch and the one PR/MR (a draft when unverified); a dry run writes nothing."""
+    """The branch and the one PR/MR (a draft when unverified), or a follow-up's commit on
+    its branch; a dry run writes nothing."""
     if loaded.dry_run:
         run.say("dry run: nothing is written to the forge")
         if unverified:
             raise Stop(Conclusion.UNVERIFIED, f"dry run: the change was not pushed; {unverified}")
         raise Stop(Conclusion.FIXED, "dry run: the change was not pushed")
+    if branch is not None:
+        published = reply.publish(forge, task, written, patch, branch, loaded.config.publish)
+        for write in published.writes:
+            run.say(write)
+        return published
     base = head_commit(run.options.repo)
     if base is None:
         raise UsageError(f"{run.options.repo} is not a git checkout", "run in the repository")
@@ -300,6 +320,7 @@ def run(
     result = Result()
     loaded: Loaded | None = None
     forge: Forge | None = None
+    branch: FetchedBranch | None = None
     try:
         with current_run.ci.group("AstraForge: event and configuration"):
             loaded = load(current_run)
@@ -310,11 +331,15 @@ def run(
         with current_run.ci.group("AstraForge: permission"):
             forge = forge_for(current_run, task)
             authorize(current_run, loaded, task, forge)
+        if task.kind in (Kind.FOLLOW_UP, Kind.CI_FAILURE):
+            with current_run.ci.group("AstraForge: the pull request"):
+                task, branch = resolve(current_run, loaded, task, forge)
+                result.task = task
         progress = Progress(current_run.say)
         if publish_from is None:
             progress = announce(current_run, loaded, task, forge)
             with current_run.ci.group("AstraForge: agent in the sandbox"):
-                outcome, patch = agent(current_run, loaded, task, progress)
+                outcome, patch = agent(current_run, loaded, task, progress, branch)
                 result.outcome = outcome
                 stop = outcome_stop(outcome)
                 if stop is not None:
@@ -330,7 +355,7 @@ def run(
         with current_run.ci.group("AstraForge: publish"):
             progress.phase("publish")
             result.published = publish_step(
-                current_run, loaded, task, written, patch, forge, unverified
+                current_run, loaded, task, written, patch, forge, unverified, branch
             )
             pr = result.published.pr
             where = f"pull request {pr.url if pr else ''}".strip()
@@ -349,6 +374,8 @@ def run(
         result.error, result.conclusion, result.reason = error, Conclusion.ERROR, error.one_line()
         raise
     finally:
+        if branch is not None:
+            reply.conclude(current_run, loaded, forge, result, branch)
         if result.task is not None and result.conclusion.comments:
             reason = result.error.message if result.error else result.reason
             shown = Result(**{**result.__dict__, "reason": reason})

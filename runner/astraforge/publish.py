@@ -22,11 +22,12 @@ from typing import Any
 
 from astraforge import render
 from astraforge.agent.outcome import Outcome
+from astraforge.branches import TRAILER, Author, auth_env, publish_branch
 from astraforge.config import PublishConfig
-from astraforge.context.sanitize import clean
+from astraforge.context.sanitize import clean, one_line
 from astraforge.credentials import Credentials
+from astraforge.followup.state import encode, new_round, request_of, state_after
 from astraforge.forges.base import AlreadyExists, Forge, PullRequest, upsert_comment
-from astraforge.git import TRAILER, Author, auth_env, publish_branch
 from astraforge.task import Task
 
 HASH_MARKER = "<!-- astraforge:body-hash={} -->"
@@ -75,6 +76,7 @@ class Published:
     created: bool = False
     updated: bool = False
     writes: list[str] = field(default_factory=list)
+    commit: str | None = None  # the commit pushed
 
 
 def pr_title(task: Task) -> str:
@@ -106,15 +108,21 @@ class Texts:
     message: str  # the commit message
 
 
-def commit_message(task: Task, outcome: Outcome, links: Links) -> str:
-    """The fix commit's message, with AstraForge's trailers."""
-    lines = [pr_title(task), ""]
+def commit_message(task: Task, outcome: Outcome, links: Links, round_number: int = 1) -> str:
+    """The fix commit's message, with AstraForge's trailers (a follow-up's carry the original
+    task's fingerprint, so the branch stays recognizably AstraForge's)."""
+    if task.thread is None:
+        lines = [pr_title(task), ""]
+    else:
+        lines = [one_line(f"AstraForge round {round_number}: {request_of(task)}", 120), ""]
     if outcome.summary:
         lines += [outcome.summary.strip(), ""]
-    closes = closing_line(task)
+    closes = closing_line(task) if task.thread is None else None
     if closes:
         lines += [closes, ""]
-    lines.append(f"{TRAILER}: {task.fingerprint}")
+    lines.append(f"{TRAILER}: {task.thread.fingerprint if task.thread else task.fingerprint}")
+    if task.thread is not None:
+        lines.append(f"AstraForge-Round: {round_number}")
     if links.run:
         lines.append(f"AstraForge-Run: {links.run}")
     return "\n".join(lines) + "\n"
@@ -134,8 +142,12 @@ def texts(
     unverified: str | None = None,
 ) -> Texts:
     """The title, body and commit message of a change, with the policy results to show and,
-    when the runner's own tests did not pass, a warning at the top."""
-    title = pr_title(task)
+    when the runner's own tests did not pass, a warning at the top. The body keeps the PR's
+    rounds (hidden state and a visible list) so that a follow-up can resume it."""
+    title = task.thread.pr_title if task.thread else pr_title(task)
+    result = "draft, unverified" if unverified else "pushed"
+    added = new_round(task, outcome, result)
+    state = state_after(task, added)
     substance = {
         "diff": outcome.diff_sha256,
         "summary": outcome.summary,
@@ -145,6 +157,7 @@ def texts(
         "policy": repr(policy or []),
         "status": outcome.status.value,
         "unverified": unverified,
+        "rounds": repr([(r.kind, r.request, r.result) for r in state.rounds]),
     }
     digest = _body_hash(title, substance)
     shown = outcome.model_copy(
@@ -154,6 +167,7 @@ def texts(
             if isinstance(value := getattr(outcome, key), str)
         }
     )
+    first = state.rounds[0]
     body = render.render(
         "templates",
         "pr_body.md.j2",
@@ -161,11 +175,14 @@ def texts(
         outcome=shown,
         links=links,
         policy=policy or [],
-        closes=closing_line(task),
+        closes=closing_line(task) if task.thread is None else None,
         unverified=unverified,
+        original=first if task.thread is not None else None,
+        rounds=[r.model_dump() for r in state.rounds] if len(state.rounds) > 1 else [],
+        round_number=added.number,
     )
-    body = body.rstrip() + "\n\n" + HASH_MARKER.format(digest) + "\n"
-    return Texts(title, body, digest, commit_message(task, outcome, links))
+    body = body.rstrip() + "\n\n" + encode(state) + "\n" + HASH_MARKER.format(digest) + "\n"
+    return Texts(title, body, digest, commit_message(task, outcome, links, added.number))
 
 
 def publish(
@@ -247,7 +264,7 @@ def post_status(forge: Forge, task: Task, body: str) -> bool:
     """Create or edit the one status comment on the task's issue; whether it wrote."""
     if task.number is None:
         return False
-    _, wrote = upsert_comment(forge, task.number, STATUS_TOPIC, body)
+    _, wrote = upsert_comment(forge, task.number, STATUS_TOPIC, body, pull=task.on_pull_request)
     return wrote
 
 

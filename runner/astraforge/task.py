@@ -25,6 +25,8 @@ class Kind(StrEnum):
     COMMENT_COMMAND = "comment_command"
     ALERT = "alert"
     REQUEST = "request"
+    FOLLOW_UP = "follow_up"  # a comment or review on a pull/merge request
+    CI_FAILURE = "ci_failure"  # a failed workflow run or pipeline
 
 
 class _Model(BaseModel):
@@ -127,6 +129,84 @@ class Alert(_Model):
     rule: str | None = None
 
 
+class PullRef(_Model):
+    """The pull/merge request a follow-up is about, as far as the event tells."""
+
+    number: int
+    head: str | None = Field(default=None, description="the head (source) branch")
+    head_repo: str | None = Field(
+        default=None, description="full name of the repository the head branch lives in"
+    )
+    base: str | None = None
+    head_sha: str | None = None
+    url: str | None = None
+
+
+class ReviewNote(_Model):
+    """A review comment on a line of a pull/merge request."""
+
+    id: int
+    body: str
+    path: str | None = None
+    line: int | None = None
+    diff_hunk: str | None = None
+    thread: str | None = Field(default=None, description="GitLab discussion id")
+    author: str | None = None
+
+
+class FailedJob(_Model):
+    """A failed CI job, and the failing part of its log once the runner fetched it."""
+
+    id: int
+    name: str
+    url: str | None = None
+    excerpt: str = ""
+
+
+class CIRun(_Model):
+    """A finished workflow run or pipeline."""
+
+    provider: Literal["github_actions", "github_checks", "gitlab_ci"]
+    id: int
+    workflow: str = Field(description="workflow name (GitHub) or pipeline name/ref (GitLab)")
+    conclusion: str = Field(description="failure, success, ... (GitHub); failed, ... (GitLab)")
+    head_branch: str | None = None
+    head_sha: str | None = None
+    head_repo: str | None = None
+    url: str | None = None
+    source: str | None = Field(
+        default=None, description="what started the run: push, pull_request, trigger, ..."
+    )
+    jobs: list[FailedJob] = Field(default_factory=list)
+
+
+class Round(_Model):
+    """One round of work on a pull/merge request: what was asked and what came of it."""
+
+    number: int
+    kind: Literal["first", "comment", "review", "ci"]
+    request: str = ""
+    by: str | None = None
+    result: str = ""
+    summary: str | None = None
+    root_cause: str | None = None
+    tests_before: bool | None = None
+    tests_after: bool | None = None
+
+
+class Thread(_Model):
+    """What a follow-up resumes: the original task, the earlier rounds, the branch as it is."""
+
+    fingerprint: str = Field(description="the original task's fingerprint (commit trailers)")
+    title: str = Field(description="the original task's title")
+    body: str = Field(default="", description="the original task's text (capped)")
+    pr_title: str = Field(description="the pull/merge request's title as it is")
+    rounds: list[Round] = Field(default_factory=list)
+    branch: str
+    tip: str = Field(description="the head branch's commit the follow-up starts from")
+    diff: str = Field(default="", description="the branch against its base, as it is now")
+
+
 class Task(_Model):
     """What every payload from every platform becomes."""
 
@@ -152,6 +232,15 @@ class Task(_Model):
     links: Links = Field(default_factory=Links)
     fingerprint: str = Field(description="stable id of the problem, e.g. github:o/r#12")
     alert: Alert | None = None
+    pull: PullRef | None = Field(default=None, description="the PR/MR of a follow-up")
+    review: list[ReviewNote] = Field(
+        default_factory=list, description="review comments a follow-up answers"
+    )
+    review_id: int | None = Field(default=None, description="a submitted review's id (GitHub)")
+    ci: CIRun | None = Field(default=None, description="the failed run of a CI follow-up")
+    thread: Thread | None = Field(
+        default=None, description="filled by the runner for a follow-up: what it resumes"
+    )
     raw: dict[str, Any] = Field(default_factory=dict, exclude=True, repr=False)
 
     def top_frame(self) -> Frame | None:

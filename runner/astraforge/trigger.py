@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from astraforge.config import TriggerConfig
+from astraforge.config import CIFixConfig, TriggerConfig
 from astraforge.events.commands import find_invocation
+from astraforge.events.github_pulls import ACTIONS_APP
 from astraforge.policy.model import TriggerPolicy
 from astraforge.task import Kind, Task
 
@@ -37,16 +38,24 @@ def _no(reason: str) -> Decision:
     return Decision(False, reason)
 
 
-def decide(task: Task, config: TriggerConfig, who: TriggerPolicy | None = None) -> Decision:
+def decide(
+    task: Task,
+    config: TriggerConfig,
+    who: TriggerPolicy | None = None,
+    ci_fix: CIFixConfig | None = None,
+) -> Decision:
     """Whether ``task`` asks for a run under ``config`` (what triggers) and ``who`` (the
-    policy's lists of who may trigger; the forge permission is checked later)."""
+    policy's lists of who may trigger; the forge permission is checked later). Whether a
+    follow-up's PR may be continued is decided later too, from the forge's answers."""
     guard = _actor_guard(task, config, who or TriggerPolicy())
     if guard is not None:
         return guard
     if task.kind is Kind.ISSUE:
         return _issue(task, config)
-    if task.kind is Kind.COMMENT_COMMAND:
+    if task.kind in (Kind.COMMENT_COMMAND, Kind.FOLLOW_UP):
         return _comment(task, config)
+    if task.kind is Kind.CI_FAILURE:
+        return _ci_failure(task, ci_fix or CIFixConfig())
     if task.kind is Kind.ALERT:
         return _alert(task, config)
     return _request(task, config)
@@ -54,7 +63,9 @@ def decide(task: Task, config: TriggerConfig, who: TriggerPolicy | None = None) 
 
 def _actor_guard(task: Task, config: TriggerConfig, who: TriggerPolicy) -> Decision | None:
     requester = task.requester
-    if task.kind is Kind.COMMENT_COMMAND and COMMENT_MARKER in (task.instruction or ""):
+    if task.kind in (Kind.COMMENT_COMMAND, Kind.FOLLOW_UP) and COMMENT_MARKER in (
+        task.instruction or ""
+    ):
         return _no("the comment was written by AstraForge itself")
     if requester is None:
         return None
@@ -88,19 +99,40 @@ def _comment(task: Task, config: TriggerConfig) -> Decision:
     action = task.event.partition(".")[2]
     if action == "deleted":
         return _no("the comment was deleted")
+    if task.event.startswith("pull_request_review.") and action != "submitted":
+        return _no(f"review {action}: only a submitted review asks for a run")
     if task.invocation is None:
         how = f"start with {config.command!r}"
         if config.mention:
             how += f" or mention {config.mention!r}"
         return _no(f"the comment does not {how}")
-    if task.on_pull_request:
-        return _no(
-            "the command was given on a pull/merge request; AstraForge acts on issues and alerts"
-        )
     if action == "edited" and _previous_comment_invoked(task, config):
         return _no("the comment was edited, and its earlier text already asked for a run")
     asked = "gives the command" if task.invocation == "command" else "mentions the handle"
+    if task.kind is Kind.FOLLOW_UP:
+        what = "review" if task.review_id and not task.review else "comment"
+        return Decision(True, f"the {what} on pull request #{task.number} {asked}")
     return Decision(True, f"the comment {asked}")
+
+
+def _ci_failure(task: Task, ci_fix: CIFixConfig) -> Decision:
+    ci = task.ci
+    if ci is None:
+        return _no("the CI event carries no run")
+    action = task.event.partition(".")[2]
+    if ci.provider == "github_checks" and ci.source == ACTIONS_APP:
+        return _no("a check run of GitHub Actions: its workflow_run event is the one acted on")
+    if ci.provider.startswith("github") and action != "completed":
+        return _no(f"workflow run {action}: only a completed run is looked at")
+    if ci.provider == "gitlab_ci" and ci.source in ("trigger", "pipeline", "parent_pipeline"):
+        return _no(f"the pipeline was started by a {ci.source}, as AstraForge's own jobs are")
+    if ci.conclusion not in ("failure", "failed", "timed_out"):
+        return _no(f"{ci.workflow!r} ended {ci.conclusion!r}, not failed")
+    if ci_fix.workflows and ci.workflow not in ci_fix.workflows:
+        return _no(f"{ci.workflow!r} is not in ci_fix.workflows")
+    if ci_fix.max_rounds == 0:
+        return _no("ci_fix.max_rounds is 0: CI failures are not fixed")
+    return Decision(True, f"{ci.workflow!r} failed on {ci.head_branch or ci.head_sha}")
 
 
 def _previous_comment_invoked(task: Task, config: TriggerConfig) -> bool:

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.servers.llm import call, reply
+
 ROOT = Path(__file__).resolve().parents[2]
 STANDINS = Path(__file__).resolve().parent / "actions"
 PROJECT_FILES = (
@@ -25,6 +27,18 @@ PROJECT_FILES = (
     "gitlab-ci",
 )
 IMAGE = "astraforge-sandbox:bookworm"
+# A follow-up round's script: negative prices count as 0.
+FLOOR = [
+    reply(
+        call(
+            "edit_file",
+            path="shop/cart.py",
+            old='sum(item["price"] for item in items)',
+            new='sum(max(0, item["price"]) for item in items)',
+        )
+    ),
+    reply(call("finish", summary="Negative prices count as 0.", root_cause="no floor")),
+]
 
 APP_FILES = {
     "shop/__init__.py": "",

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.ci.conftest import STANDINS, project_copy, tool
+from tests.ci.conftest import FLOOR, STANDINS, project_copy, tool
 from tests.conftest import load_fixture
 from tests.servers.github import FakeGitHub
 from tests.servers.llm import ScriptedLLM, call, reply, scripted
@@ -45,8 +45,12 @@ FIX = [
 
 
 def workflow(name: str) -> str:
+    """An example workflow as act runs it here: the action from this checkout, and a
+    checkout without `ref:` (act copies the local workspace only for such a checkout; the
+    workspace holds the default branch, which is what `ref:` names)."""
     text = (Path(__file__).parents[2] / "action" / "workflows" / name).read_text()
     assert "uses: astraforge/astraforge@v1" in text
+    text = text.replace("          ref: ${{ github.event.repository.default_branch }}\n", "")
     return text.replace("uses: astraforge/astraforge@v1", "uses: ./")
 
 
@@ -62,6 +66,7 @@ def run_act(
     server: FakeGitHub,
     llm: ScriptedLLM,
 ) -> Run:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     event_file = tmp_path / "event.json"
     event_file.write_text(json.dumps(payload))
     artifacts = tmp_path / "artifacts"
@@ -104,11 +109,11 @@ def outputs(log: str) -> dict[str, str]:
     return dict(re.findall(r"::set-output:: (\w+)=(.*)", log))
 
 
-def setup(tmp_path: Path, payload: dict[str, Any], workflow_file: str) -> tuple[Path, FakeGitHub]:
+def setup(tmp_path: Path, payload: dict[str, Any], *workflow_files: str) -> tuple[Path, FakeGitHub]:
     full_name = payload["repository"]["full_name"]
     ws = project_copy(
         tmp_path / "ws",
-        {f".github/workflows/{workflow_file}": workflow(workflow_file)},
+        {f".github/workflows/{name}": workflow(name) for name in workflow_files},
         f"https://github.com/{full_name}.git",
     )
     server = FakeGitHub(tmp_path / "gh", TOKEN, full_name)
@@ -218,3 +223,40 @@ def test_script_injection_in_titles_and_comments_creates_nothing(
     assert not Path("/tmp/pwned-title").exists()
     assert not Path("/tmp/pwned-comment").exists()
     assert outputs(result.stdout + result.stderr)["conclusion"] == "no_change"
+
+
+def test_a_pull_request_comment_continues_the_same_pull_request(tmp_path: Path) -> None:
+    issue = load_fixture("github/issues.labeled.json")
+    issue["label"]["name"] = "astraforge"
+    issue["issue"]["title"] = "Average of an empty cart crashes"
+    ws, server = setup(tmp_path, issue, "astraforge-issues.yml", "astraforge-pr.yml")
+    comment = load_fixture("github/issue_comment.created.on-pull-request.written-from-schema.json")
+    comment["comment"]["body"] = "/astraforge also make negative prices count as 0"
+    with server:
+        with scripted(list(FIX)) as llm:
+            result, artifacts = run_act(
+                tmp_path / "one", ws, "issues", issue, "astraforge-issues.yml", server, llm
+            )
+        assert_fixed(result, artifacts, server, llm)
+        number = next(iter(server.pulls))
+        comment["issue"]["number"] = number
+        with scripted(list(FLOOR)) as llm:
+            result, artifacts = run_act(
+                tmp_path / "two", ws, "issue_comment", comment, "astraforge-pr.yml", server, llm
+            )
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-4000:]
+    assert llm.calls == 2
+    assert outputs(log)["conclusion"] == "fixed"
+    assert list(server.pulls) == [number]
+    pull = server.pulls[number]
+    branch = subprocess.run(
+        ["git", "-C", str(server.bare), "log", "--format=%s", pull["head"]],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    assert branch[0] == "AstraForge round 2: also make negative prices count as 0"
+    assert branch[1].startswith("Fix: Average of an empty cart crashes")
+    assert "## Rounds" in pull["body"]
+    assert TOKEN not in log

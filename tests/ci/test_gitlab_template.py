@@ -8,13 +8,18 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from tests.ci.conftest import ROOT, project_copy, tool
+from tests.ci.conftest import FLOOR, ROOT, project_copy, tool
 from tests.ci.test_action import FIX
 from tests.conftest import load_fixture
 from tests.servers.gitlab import FakeGitLab
 from tests.servers.llm import ScriptedLLM, scripted
 
 TOKEN = "glpat-" + "CiLocalToken" * 2
+API_REQUEST = {
+    "CI_PIPELINE_SOURCE": "api",
+    "ASTRAFORGE_REQUEST": "Return 0 for an empty cart",
+    "GITLAB_USER_LOGIN": "root",
+}
 INCLUDE = """include:
   - local: gitlab-ci/astraforge.gitlab-ci.yml
     inputs:
@@ -27,6 +32,7 @@ INCLUDE = """include:
 def run_pipeline(
     tmp_path: Path, variables: dict[str, str], llm: ScriptedLLM, server: FakeGitLab, project: Path
 ) -> subprocess.CompletedProcess[str]:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     command = [tool("gitlab-ci-local"), "--force-shell-executor", "--home", str(tmp_path / "home")]
     base = {
         "GITLAB_CI": "true",  # gitlab-ci-local says "false"; the runner must see GitLab
@@ -106,16 +112,59 @@ def test_issue_webhook_through_a_pipeline_trigger(tmp_path: Path) -> None:
     assert "proposes a fix" in server.notes[issue][0]["body"]
 
 
+def test_a_failed_pipeline_webhook_continues_the_merge_request(tmp_path: Path) -> None:
+    project, server = setup(tmp_path)
+    hook = load_fixture("gitlab/pipeline_hook.json")
+    hook["project"]["path_with_namespace"] = "acme/shop"
+    with server:
+        with scripted(list(FIX)) as llm:
+            first = run_pipeline(
+                tmp_path / "one",
+                API_REQUEST,
+                llm,
+                server,
+                project,
+            )
+        assert_mr(first, project, server, llm)
+        branch = server.mrs[1]["source_branch"]
+        hook["object_attributes"].update({"id": 31, "status": "failed", "ref": branch})
+        hook["merge_request"].update(
+            {"iid": 1, "source_branch": branch, "source_project_id": 42, "target_project_id": 42}
+        )
+        server.pipelines[31] = [
+            {
+                "id": 378,
+                "name": "unit-tests",
+                "status": "failed",
+                "trace": "FAILED tests/test_cart.py::test_negative - AssertionError: -1 != 0\n",
+            }
+        ]
+        payload_file = tmp_path / "pipeline-payload.json"
+        payload_file.write_text(json.dumps(hook))
+        with scripted(list(FLOOR)) as llm:
+            result = run_pipeline(
+                tmp_path / "two",
+                {"CI_PIPELINE_SOURCE": "trigger", "TRIGGER_PAYLOAD": str(payload_file)},
+                llm,
+                server,
+                project,
+            )
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-4000:]
+    assert llm.calls == 2
+    assert dotenv(project)["ASTRAFORGE_CONCLUSION"] == "fixed"
+    assert len(server.mrs) == 1
+    assert "CI: Pipeline for branch: master failed (unit-tests)" in server.mrs[1]["description"]
+    assert server.push_options()[-1] == ["ci.skip"]
+    assert TOKEN not in log
+
+
 def test_plain_request_from_an_api_pipeline(tmp_path: Path) -> None:
     project, server = setup(tmp_path)
     with server, scripted(list(FIX)) as llm:
         result = run_pipeline(
             tmp_path,
-            {
-                "CI_PIPELINE_SOURCE": "api",
-                "ASTRAFORGE_REQUEST": "Return 0 for an empty cart",
-                "GITLAB_USER_LOGIN": "root",
-            },
+            API_REQUEST,
             llm,
             server,
             project,

@@ -22,6 +22,7 @@ from tests.servers.github import FakeGitHub
 from tests.servers.gitlab import FakeGitLab
 
 from astraforge.agent.outcome import Outcome, Status, TestRun, file_changes, sha256
+from astraforge.branches import PushRejected
 from astraforge.ci.log import GitHubActions
 from astraforge.config import PublishConfig
 from astraforge.errors import ForgeError
@@ -30,7 +31,6 @@ from astraforge.forges.base import Forge
 from astraforge.forges.github import GitHubForge
 from astraforge.forges.gitlab import GitLabForge
 from astraforge.forges.local import LocalForge
-from astraforge.git import PushRejected
 from astraforge.publish import (
     Links,
     Published,

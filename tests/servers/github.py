@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tests.servers.http import APIServer, HTTPError, Request, Response, branch_exists
+from tests.servers.http import APIServer, HTTPError, Request, Response, branch_exists, tip
 
 REPO = r"/repos/(?P<owner>[^/]+)/(?P<name>[^/]+)"
 
@@ -22,8 +22,16 @@ class FakeGitHub(APIServer):
         self.comments: dict[int, list[dict[str, Any]]] = {}
         self.roles: dict[str, str] = {}
         self.dispatches: list[dict[str, Any]] = []
+        self.logins: dict[str, str] = {}  # commit author e-mail -> GitHub login
+        self.reviews: dict[int, list[dict[str, Any]]] = {}  # review id -> its comments
+        self.replies: list[dict[str, Any]] = []  # replies in review threads
+        self.runs: dict[int, dict[str, Any]] = {}  # workflow run id -> name, jobs with logs
+        self.checks: dict[int, dict[str, Any]] = {}  # check run id -> name, output, annotations
         self._ids = 1000
         self._routes()
+        from tests.servers.github_pulls import add_routes
+
+        add_routes(self)
 
     def api(self, path: str = "") -> str:
         return f"{self.url}/repos/{self.full_name}{path}"
@@ -52,6 +60,9 @@ class FakeGitHub(APIServer):
     def _pull_json(self, number: int) -> dict[str, Any]:
         pull = self.pulls[number]
         owner = self.full_name.split("/")[0]
+        head_repo = pull.get("head_repo", self.full_name)
+        head_owner, head_name = head_repo.split("/")
+        sha = tip(self.bare, pull["head"]) or "0" * 40
         return {
             "url": self.api(f"/pulls/{number}"),
             "html_url": f"{self.url}/{self.full_name}/pull/{number}",
@@ -65,9 +76,31 @@ class FakeGitHub(APIServer):
             "labels": [{"name": n} for n in pull["labels"]],
             "assignees": [self._user(u) for u in pull["assignees"]],
             "requested_reviewers": [self._user(u) for u in pull["reviewers"]],
-            "head": {"ref": pull["head"], "label": f"{owner}:{pull['head']}", "sha": "0" * 40},
-            "base": {"ref": pull["base"], "label": f"{owner}:{pull['base']}", "sha": "0" * 40},
-            "user": self._user("astraforge[bot]"),
+            "head": {
+                "ref": pull["head"],
+                "label": f"{head_owner}:{pull['head']}",
+                "sha": sha,
+                "repo": {
+                    "id": 2 if head_repo != self.full_name else 1,
+                    "name": head_name,
+                    "full_name": head_repo,
+                    "owner": self._user(head_owner),
+                    "url": f"{self.url}/repos/{head_repo}",
+                },
+            },
+            "base": {
+                "ref": pull["base"],
+                "label": f"{owner}:{pull['base']}",
+                "sha": tip(self.bare, pull["base"]) or "0" * 40,
+                "repo": {
+                    "id": 1,
+                    "name": self.full_name.split("/")[1],
+                    "full_name": self.full_name,
+                    "owner": self._user(owner),
+                    "url": self.api(),
+                },
+            },
+            "user": self._user(pull.get("author", "astraforge[bot]")),
         }
 
     def _issue_json(self, number: int) -> dict[str, Any]:

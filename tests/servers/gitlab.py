@@ -7,7 +7,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
-from tests.servers.http import APIServer, HTTPError, Request, Response, branch_exists
+from tests.servers.http import APIServer, HTTPError, Request, Response, branch_exists, tip
 
 PROJECT = r"/api/v4/projects/(?P<project>[^/]+)"
 
@@ -25,8 +25,15 @@ class FakeGitLab(APIServer):
         self.members: dict[int, int] = {}  # user id -> access level
         self.trigger_token = "glptt-" + "TriggerTok" * 2
         self.triggers: list[dict[str, str]] = []
+        self.emails: dict[str, str] = {}  # public e-mail -> username
+        self.mr_notes: dict[int, list[dict[str, Any]]] = {}
+        self.discussion_replies: list[dict[str, Any]] = []
+        self.pipelines: dict[int, list[dict[str, Any]]] = {}  # pipeline id -> jobs with traces
         self._ids = 5000
         self._routes()
+        from tests.servers.gitlab_pulls import add_routes
+
+        add_routes(self)
 
     def add_member(self, username: str, access_level: int) -> None:
         user_id = 100 + len(self.users)
@@ -57,6 +64,10 @@ class FakeGitLab(APIServer):
             "source_branch": mr["source_branch"],
             "target_branch": mr["target_branch"],
             "labels": mr["labels"],
+            "source_project_id": mr.get("source_project_id", self.project_id),
+            "target_project_id": self.project_id,
+            "sha": tip(self.bare, mr["source_branch"]) or None,
+            "author": {"username": mr.get("author", "astraforge")},
             "assignees": [{"id": i} for i in mr["assignee_ids"]],
             "reviewers": [{"id": i} for i in mr["reviewer_ids"]],
             "web_url": f"{self.url}/{self.path}/-/merge_requests/{iid}",
@@ -90,6 +101,12 @@ class FakeGitLab(APIServer):
         def users(request: Request) -> Any:
             self._check(request)
             name = request.query.get("username", "")
+            search = request.query.get("search")
+            if search is not None:  # GitLab matches a public e-mail exactly
+                name = self.emails.get(search, "")
+                if name not in self.users:
+                    return []
+                return [{"id": self.users[name], "username": name, "public_email": search}]
             return [{"id": self.users[name], "username": name}] if name in self.users else []
 
         @self.route("GET", PROJECT + r"/members/all/(?P<user>\d+)")

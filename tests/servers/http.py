@@ -270,9 +270,13 @@ class APIServer:
                     server._git(self, method, body)
                     return
                 response = server._dispatch(request)
-                data = b"" if response.body is None else json.dumps(response.body).encode()
+                if isinstance(response.body, bytes):  # a log or another raw download
+                    data, kind = response.body, "text/plain; charset=utf-8"
+                else:
+                    data = b"" if response.body is None else json.dumps(response.body).encode()
+                    kind = "application/json; charset=utf-8"
                 self.send_response(response.status)
-                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Type", kind)
                 for key, value in response.headers.items():
                     self.send_header(key, value)
                 self.send_header("Content-Length", str(len(data)))
@@ -304,3 +308,39 @@ def branch_exists(bare: Path, branch: str) -> bool:
         check=False,
     )
     return result.returncode == 0
+
+
+def commits_between(bare: Path, base: str, head: str) -> list[dict[str, str]]:
+    """The commits of ``head`` not on ``base`` in a bare repository, oldest first."""
+    log = subprocess.run(
+        [
+            "git",
+            "-C",
+            str(bare),
+            "log",
+            "--reverse",
+            "--format=%H%x00%ae%x00%an%x00%B%x1e",
+            f"refs/heads/{base}..refs/heads/{head}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    commits = []
+    for record in log.split("\x1e"):
+        record = record.strip("\n")
+        if record:
+            sha, email, name, message = record.split("\x00", 3)
+            commits.append({"sha": sha, "email": email, "name": name, "message": message})
+    return commits
+
+
+def tip(bare: Path, branch: str) -> str:
+    """The commit a branch of a bare repository points at ("" when it has none)."""
+    found = subprocess.run(
+        ["git", "-C", str(bare), "rev-parse", "--verify", "-q", f"refs/heads/{branch}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return found.stdout.strip()

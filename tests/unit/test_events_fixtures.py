@@ -107,7 +107,7 @@ EXPECTED: dict[str, Expect] = {
     ),
     "github/issue_comment.created.on-pull-request.written-from-schema.json": Expect(
         Source.GITHUB,
-        Kind.COMMENT_COMMAND,
+        Kind.FOLLOW_UP,
         "github:Codertocat/Hello-World#2",
         HELLO,
         "Codertocat",
@@ -118,12 +118,36 @@ EXPECTED: dict[str, Expect] = {
     ),
     "github/pull_request_review_comment.created.json": Expect(
         Source.GITHUB,
-        Kind.COMMENT_COMMAND,
+        Kind.FOLLOW_UP,
         "github:Codertocat/Hello-World#2",
         "Update the README with new information.",
         "Codertocat",
         ["bug"],
         number=2,
+        on_pull_request=True,
+    ),
+    "github/workflow_run.completed.with-pull-requests.json": Expect(
+        Source.GITHUB,
+        Kind.CI_FAILURE,
+        "github:octo-org/octo-repo#2",
+        "test: success on master",
+        number=2,
+        on_pull_request=True,
+    ),
+    "github/check_run.completed.json": Expect(
+        Source.GITHUB,
+        Kind.CI_FAILURE,
+        "github:Codertocat/Hello-World#2",
+        "Octocoders-linter: success on changes",
+        number=2,
+        on_pull_request=True,
+    ),
+    "gitlab/pipeline_hook.json": Expect(
+        Source.GITLAB,
+        Kind.CI_FAILURE,
+        "gitlab:gitlab-org/gitlab-test!1",
+        "Pipeline for branch: master: success on test",
+        number=1,
         on_pull_request=True,
     ),
     "github/repository_dispatch.json": Expect(
@@ -161,8 +185,8 @@ EXPECTED: dict[str, Expect] = {
     ),
     "gitlab/note_hook.comment-on-merge-request.json": Expect(
         Source.GITLAB,
-        Kind.COMMENT_COMMAND,
-        "gitlab:gitlab-org/gitlab-test#1",
+        Kind.FOLLOW_UP,
+        "gitlab:gitlab-org/gitlab-test!1",
         "Tempora et eos debitis quae laborum et.",
         "root",
         ["Afterpod", "Element"],
@@ -246,12 +270,9 @@ EXPECTED: dict[str, Expect] = {
 }
 
 UNSUPPORTED = [
-    "github/check_run.completed.json",
     "github/pull_request.opened.json",
-    "github/workflow_run.completed.with-pull-requests.json",
     "gitlab/merge_request_hook.open.json",
     "gitlab/note_hook.comment-on-commit.json",
-    "gitlab/pipeline_hook.json",
     "gitlab/push_hook.json",
 ]
 NOT_PAYLOADS = ["gitlab/ci-triggered-pipeline-variables.json"]
@@ -383,9 +404,9 @@ def test_cli_event_show_prints_task_and_decision(name: str) -> None:
 
 
 def test_cli_refuses_unsupported_event_with_one_line() -> None:
-    result = run_cli("event", "show", str(fixture_path("github/check_run.completed.json")))
+    result = run_cli("event", "show", str(fixture_path("github/pull_request.opened.json")))
     assert result.returncode == 4
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
-    assert "check_run" in lines[0]
+    assert "pull_request" in lines[0]
     assert "(fix:" in lines[0]

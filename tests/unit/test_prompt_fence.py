@@ -21,13 +21,18 @@ from astraforge.context.sanitize import clean, one_line
 from astraforge.task import (
     Alert,
     Breadcrumb,
+    CIRun,
+    FailedJob,
     Frame,
     Kind,
     Repository,
     Requester,
     RequestInfo,
+    ReviewNote,
+    Round,
     Source,
     Task,
+    Thread,
 )
 
 MARK = "QZXUNTRUSTED"
@@ -231,3 +236,97 @@ def test_personal_data_stays_out_unless_a_trusted_setting_allows_it(shop: Path) 
     assert "ada@example.com" in shown
     assert "Mozilla/5.0" in shown
     assert "203.0.113.7" not in shown  # not allowed by name
+
+
+FOLLOW_UP_HEADINGS = re.compile(
+    r"^(## The original task|## Earlier rounds on this pull request|"
+    r"## The branch's change so far|## The new request|### Failed job: .*|"
+    r"### Review comment on .*|## Repository|## Tests|"
+    r"## The repository's instructions for contributors)$"
+)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    request=untrusted,
+    original=untrusted,
+    summary=untrusted,
+    note=untrusted,
+    path=untrusted,
+    job=untrusted,
+    log=untrusted,
+    workflow=untrusted,
+    by=untrusted,
+    kind=st.sampled_from(["comment", "review", "ci"]),
+)
+def test_a_follow_up_keeps_untrusted_text_inside_data_blocks(
+    shop: Path, kind: str, **fields: str
+) -> None:
+    """Comments, review notes, job names and logs, earlier rounds and the PR's text (which
+    anyone who can edit the PR can change) never leave a data block; headings that carry a
+    name are one line, and nothing untrusted opens a heading or closes a block."""
+    thread = Thread(
+        fingerprint="github:acme/shop#1",
+        title=fields["original"],
+        body=fields["original"],
+        pr_title=fields["original"],
+        rounds=[
+            Round(
+                number=1,
+                kind="first",
+                request=fields["request"],
+                by=fields["by"],
+                result=fields["summary"],
+                summary=fields["summary"],
+                root_cause=fields["summary"],
+            )
+        ],
+        branch="astraforge/github-1-x",
+        tip="0" * 40,
+        diff="--- a/shop/cart.py\n+++ b/shop/cart.py\n@@ -1 +1 @@\n-a\n+b\n",
+    )
+    ci = CIRun(
+        provider="github_actions",
+        id=5,
+        workflow=fields["workflow"],
+        conclusion="failure",
+        jobs=[FailedJob(id=1, name=fields["job"], excerpt=fields["log"])],
+    )
+    review = [
+        ReviewNote(
+            id=1,
+            body=fields["note"],
+            path=fields["path"],
+            line=3,
+            diff_hunk="@@ -3 +3 @@\n-x\n+y",
+            author=fields["by"],
+        )
+    ]
+    task = Task(
+        source=Source.GITHUB,
+        kind=Kind.CI_FAILURE if kind == "ci" else Kind.FOLLOW_UP,
+        event="issue_comment.created",
+        title=fields["original"],
+        body=fields["original"],
+        instruction=fields["request"],
+        invocation="command",
+        requester=Requester(login=fields["by"]),
+        repository=Repository(forge="github", owner="acme", name="shop"),
+        fingerprint="github:acme/shop#100",
+        thread=thread,
+        ci=ci if kind == "ci" else None,
+        review=review if kind == "review" else [],
+    )
+    text = build_prompt(task, shop, Config()).messages[1]["content"]
+    outside, blocks = split(text)
+    assert all(MARK not in line for line in outside if not line.startswith("###"))
+    for line in outside:
+        if line.startswith("#"):
+            assert FOLLOW_UP_HEADINGS.match(line), line
+    for _, block in blocks:
+        assert "</data" not in block.lower()
+    assert "## The new request" in outside

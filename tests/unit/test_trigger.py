@@ -10,6 +10,7 @@ from tests.conftest import load_fixture
 from astraforge import events
 from astraforge.config import TriggerConfig
 from astraforge.policy.model import TriggerPolicy
+from astraforge.task import Kind
 from astraforge.trigger import COMMENT_MARKER, decide
 
 CFG = TriggerConfig()
@@ -96,12 +97,21 @@ def test_configured_command_and_disabled_mention() -> None:
     assert not decide(events.parse(_comment("@astraforge now"), syntax=syntax), cfg).run
 
 
-def test_comment_on_pull_request_does_not_run() -> None:
-    payload = _comment("/astraforge fix")
+def test_a_command_on_a_pull_request_is_a_follow_up() -> None:
+    payload = _comment("/astraforge also handle negative prices")
     payload["issue"]["pull_request"] = {"url": "https://api.github.com/x/pulls/1"}
-    decision = decide(events.parse(payload), CFG)
-    assert not decision.run
-    assert "pull" in decision.reason
+    task = events.parse(payload)
+    assert task.kind is Kind.FOLLOW_UP
+    decision = decide(task, CFG)
+    assert decision.run
+    assert "pull request #1" in decision.reason
+    payload["comment"]["body"] = "looks good to me"
+    assert not decide(events.parse(payload), CFG).run
+    marked = _comment("<!-- astraforge:reply -->\n**AstraForge** /astraforge pushed abc")
+    marked["issue"]["pull_request"] = {"url": "https://api.github.com/x/pulls/1"}
+    own = decide(events.parse(marked), CFG)
+    assert not own.run
+    assert "written by AstraForge itself" in own.reason
 
 
 def test_edited_comment_that_already_asked_does_not_run_again() -> None:

@@ -32,6 +32,15 @@ TRAJECTORY = "trajectory.jsonl"
 DIFF = "diff.patch"
 
 
+@dataclass(frozen=True)
+class Start:
+    """Where a sandbox starts when not at the checkout: a commit, and a git object store
+    holding it (a follow-up's branch, fetched beside the checkout)."""
+
+    commit: str
+    objects: Path
+
+
 @dataclass
 class AgentRun:
     """An agent run's outcome and artifacts folder, and the error that ended it."""
@@ -67,10 +76,12 @@ def run_agent(
     rules: Policy | None = None,
     run_id: str | None = None,
     progress: Progress | None = None,
+    start: Start | None = None,
 ) -> AgentRun:
-    """Run the agent on a copy of ``repo``; write outcome.json, diff.patch and the trajectory
-    into ``out``, also when the run fails. The runner's own test run after the change
-    decides: when it fails, the agent gets the failure back and may go on, within budget."""
+    """Run the agent on a copy of ``repo`` (at ``start``, else its checked-out commit); write
+    outcome.json, diff.patch and the trajectory into ``out``, also when the run fails. The
+    runner's own test run after the change decides: when it fails, the agent gets the
+    failure back and may go on, within budget."""
     out.mkdir(parents=True, exist_ok=True)
     progress = progress or Progress()
     run_id = run_id or secrets.token_hex(6)
@@ -96,7 +107,7 @@ def run_agent(
             model=describe_model(config.model),
             engine=config.engine,
             task=task.public_dict(),
-            base_commit=head_commit(repo),
+            base_commit=start.commit if start else head_commit(repo),
             setup=config.setup,
             test_command=test_command,
             budgets=budget.limits.model_dump(),
@@ -104,6 +115,8 @@ def run_agent(
             tools=list(TOOLS),
         )
         sandbox = open_sandbox(spec, repo, run_id=run_id, progress=progress)
+        if start is not None:
+            sandbox.commit, sandbox.objects = start.commit, start.objects
         sandbox.start_soon()  # the container starts while the context is gathered
         try:
             if messages is None:

@@ -9,7 +9,13 @@ from astraforge import resources
 from astraforge.errors import UsageError
 from astraforge.git import run_git
 
-WORKFLOWS = ("astraforge-issues.yml", "astraforge-comment.yml", "astraforge-request.yml")
+WORKFLOWS = (
+    "astraforge-issues.yml",
+    "astraforge-comment.yml",
+    "astraforge-request.yml",
+    "astraforge-pr.yml",
+    "astraforge-ci-fix.yml",
+)
 GITLAB_INCLUDE = "examples/issue-webhook.gitlab-ci.yml"
 ARTIFACTS = "astraforge-artifacts/"  # where the GitLab job keeps its artifacts, in the tree
 
@@ -46,6 +52,10 @@ def init(repo: Path, platform: str | None, force: bool) -> list[str]:
             ).read_bytes()
         notes.append("add the repository secret OPENAI_API_KEY")
         notes.append(
+            "astraforge-ci-fix.yml: list the workflows to fix under workflow_run.workflows "
+            "and ci_workflows"
+        )
+        notes.append(
             "Settings > Actions > General: allow GitHub Actions to create and approve pull requests"
         )
     else:
@@ -62,7 +72,10 @@ def init(repo: Path, platform: str | None, force: bool) -> list[str]:
             "with the api scope and the Developer role), marked protected and masked: the "
             "job runs on protected refs only, and AstraForge's own branches are unprotected"
         )
-        notes.append("add a project webhook (issues, comments) to the pipeline trigger URL")
+        notes.append(
+            "add a project webhook (issues, comments, pipeline events) to the pipeline trigger "
+            "URL: comments and failed pipelines on AstraForge's merge requests continue them"
+        )
         _ignore(repo, ARTIFACTS, notes)
     existing = [p for p in planned if p.exists()]
     if existing and not force:

@@ -59,9 +59,13 @@ ENV_FIELDS: dict[str, str] = {
     "ASTRAFORGE_DRAFT": "publish.draft",
     "ASTRAFORGE_DRY_RUN": "dry_run",
     "ASTRAFORGE_ON_UNVERIFIED": "on_unverified",
+    "ASTRAFORGE_FOLLOW_UP_ANY_PR": "follow_up.any_pr",
+    "ASTRAFORGE_CI_FIX_MAX_ROUNDS": "ci_fix.max_rounds",
+    "ASTRAFORGE_CI_FIX_WORKFLOWS": "ci_fix.workflows",
+    "ASTRAFORGE_CI_FIX_DEFAULT_BRANCH": "ci_fix.default_branch",
 }
 # Variables holding comma-separated lists.
-LIST_FIELDS = {"model.allowed", "context.personal_data", "sandbox.include"}
+LIST_FIELDS = {"model.allowed", "context.personal_data", "sandbox.include", "ci_fix.workflows"}
 
 _SETTINGS = f"a settings file named by {SETTINGS_FILE_ENV}"
 # Keys a repository's own file may not set, and where the workflow side sets them instead.
@@ -80,6 +84,10 @@ TRUSTED: dict[str, str] = {
     "sandbox.include": "ASTRAFORGE_SANDBOX_INCLUDE",
     "base_policy": "ASTRAFORGE_POLICY_FILE",
     "on_unverified": "the action input on_unverified, or ASTRAFORGE_ON_UNVERIFIED",
+    "follow_up.any_pr": "ASTRAFORGE_FOLLOW_UP_ANY_PR",
+    "ci_fix.max_rounds": "ASTRAFORGE_CI_FIX_MAX_ROUNDS",
+    "ci_fix.workflows": "the action input ci_workflows, or ASTRAFORGE_CI_FIX_WORKFLOWS",
+    "ci_fix.default_branch": "ASTRAFORGE_CI_FIX_DEFAULT_BRANCH",
 }
 
 

@@ -218,6 +218,36 @@ class PublishConfig(_Section):
     author_email: str = Field(default="astraforge@users.noreply.github.com")
 
 
+class FollowUpConfig(_Section):
+    """Comments and reviews on a pull/merge request continue its branch."""
+
+    any_pr: bool = Field(
+        default=False,
+        description="also continue same-repository PRs AstraForge did not open (trusted)",
+    )
+
+
+class CIFixConfig(_Section):
+    """Failed CI runs on AstraForge's pull/merge requests are fixed on their branch."""
+
+    max_rounds: int = Field(
+        default=2, ge=0, description="automatic CI fix attempts per PR, then it stops (trusted)"
+    )
+    workflows: list[str] = Field(
+        default_factory=list,
+        description="workflow (GitHub) or pipeline names whose failures are fixed; empty: "
+        "every failure the CI integration forwards (trusted)",
+    )
+    default_branch: bool = Field(
+        default=False,
+        description="fix failures on the default branch too, with a new PR per workflow and "
+        "commit (trusted)",
+    )
+    log_tokens: int = Field(
+        default=3000, ge=200, le=50_000, description="tokens kept of each failed job's log"
+    )
+
+
 class Config(_Section):
     """`.astraforge.yml`: every field is optional."""
 
@@ -234,6 +264,8 @@ class Config(_Section):
     context: ContextConfig = Field(default_factory=ContextConfig)
     budgets: Budgets = Field(default_factory=Budgets)
     publish: PublishConfig = Field(default_factory=PublishConfig)
+    follow_up: FollowUpConfig = Field(default_factory=FollowUpConfig)
+    ci_fix: CIFixConfig = Field(default_factory=CIFixConfig)
     policy: str | None = Field(
         default=None,
         description="policy file in the repository, read from the default branch; it can only "

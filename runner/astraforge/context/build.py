@@ -14,7 +14,7 @@ from astraforge.context.paths import RepoIndex
 from astraforge.errors import PayloadError
 from astraforge.events.payload import Node
 from astraforge.events.sentry import alert_from_event
-from astraforge.task import Alert, Frame, Task
+from astraforge.task import Alert, Frame, Kind, Task
 
 
 @dataclass
@@ -77,7 +77,14 @@ def gather(
 def _frames(task: Task) -> tuple[list[Frame], str | None]:
     if task.alert and task.alert.frames:
         return task.alert.frames, "alert"
-    for text in (task.body, task.instruction or ""):
+    texts = [task.body, task.instruction or ""]
+    if task.thread is not None:
+        # A follow-up works on its branch; the checkout's code (the default branch) would
+        # show stale windows, and the PR body's test output is the runner's own.
+        texts = [task.instruction or ""] if task.kind is Kind.FOLLOW_UP else []
+    elif task.ci is not None:
+        texts = [job.excerpt for job in task.ci.jobs]
+    for text in texts:
         found = traces.parse_text(text)
         if found:
             return found, "text"

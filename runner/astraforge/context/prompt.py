@@ -18,6 +18,7 @@ from typing import Any
 from astraforge import render, tokens
 from astraforge.config import Config
 from astraforge.context.build import Context, gather
+from astraforge.context.conversation import conversation_view
 from astraforge.context.sanitize import MAX_UNTRUSTED, attribute, clean, one_line
 from astraforge.sandbox.config import WORKSPACE
 from astraforge.task import Frame, Kind, Task
@@ -32,7 +33,10 @@ KIND_TEMPLATES = {
     Kind.COMMENT_COMMAND: "comment_command.md.j2",
     Kind.ALERT: "alert.md.j2",
     Kind.REQUEST: "request.md.j2",
+    Kind.FOLLOW_UP: "follow_up.md.j2",
+    Kind.CI_FAILURE: "follow_up.md.j2",  # ci_failure.md.j2 when there is no PR to continue
 }
+MIN_DIFF = 4000
 
 
 @dataclass
@@ -45,6 +49,7 @@ class Selection:
     suspects: bool = True
     instructions: int = 0
     body_limit: int = MAX_UNTRUSTED
+    diff_limit: int = 40_000
     omitted: list[str] = field(default_factory=list)
 
     def reduce(self) -> bool:
@@ -58,6 +63,9 @@ class Selection:
         elif self.repo_map:
             self.repo_map = False
             self.omitted.append("repository map")
+        elif self.diff_limit > MIN_DIFF:
+            self.diff_limit = max(MIN_DIFF, self.diff_limit // 2)
+            self.omitted.append("part of the branch's diff")
         elif self.suspects:
             self.suspects = False
             self.omitted.append("suspect commits")
@@ -114,7 +122,10 @@ def _messages(ctx: Context, selection: Selection) -> list[Message]:
     system = render.render(
         "prompts", "system.md.j2", workspace=WORKSPACE, test_command=ctx.test_command
     )
-    user = render.render("prompts", KIND_TEMPLATES[ctx.task.kind], **view)
+    template = KIND_TEMPLATES[ctx.task.kind]
+    if ctx.task.kind is Kind.CI_FAILURE and ctx.task.thread is None:
+        template = "ci_failure.md.j2"
+    user = render.render("prompts", template, **view)
     return [{"role": "system", "content": system}, {"role": "user", "content": user.strip()}]
 
 
@@ -183,6 +194,7 @@ def _view(ctx: Context, selection: Selection) -> dict[str, Any]:
         "test_command_from": ctx.test_command_from,
         "notes": [one_line(note, 600) for note in ctx.notes],
         "omitted": _summarize(selection.omitted),
+        **conversation_view(task, selection.diff_limit, selection.body_limit),
     }
     return view
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from astraforge.errors import PayloadError, UnsupportedEventError
-from astraforge.events import forwarded
+from astraforge.events import forwarded, github_pulls
 from astraforge.events.commands import CommandSyntax, find_invocation
 from astraforge.events.payload import MAX_TEXT, Node, digest, title_of
-from astraforge.task import Kind, Links, Repository, Requester, Source, Task
+from astraforge.task import Kind, Links, PullRef, Repository, Requester, Source, Task
 
 REQUEST_INPUTS = ("request", "prompt", "task", "instructions")
 
@@ -22,7 +22,9 @@ def infer_event_name(payload: dict[str, Any]) -> str:
         return "workflow_dispatch"
     if "comment" in keys:
         return "issue_comment" if "issue" in keys else "pull_request_review_comment"
-    for name in ("issue", "pull_request", "check_run", "check_suite", "workflow_run", "release"):
+    if "review" in keys and "pull_request" in keys:
+        return "pull_request_review"
+    for name in ("issue", "workflow_run", "pull_request", "check_run", "check_suite", "release"):
         if name in keys:
             return "issues" if name == "issue" else name
     if "pusher" in keys:
@@ -43,8 +45,10 @@ def parse(
     root = Node(payload)
     if name == "issues":
         return _issue(root, payload)
-    if name in ("issue_comment", "pull_request_review_comment"):
+    if name == "issue_comment":
         return _comment(root, payload, name, syntax)
+    if name in github_pulls.EVENTS:
+        return github_pulls.parse(root, payload, name, syntax)
     if name == "repository_dispatch":
         return _dispatch(root, payload)
     if name == "workflow_dispatch":
@@ -75,7 +79,8 @@ def requester(user: Node, association: str | None = None) -> Requester:
     return Requester(login=login, association=association, is_bot=is_bot)
 
 
-def _labels(issue: Node) -> list[str]:
+def labels(issue: Node) -> list[str]:
+    """The label names of an issue or pull request."""
     return [
         label.string("name") if label.is_obj() else label.as_str()
         for label in issue.array("labels")
@@ -103,7 +108,7 @@ def _issue(root: Node, payload: dict[str, Any]) -> Task:
         title=issue.string("title"),
         body=issue.opt_str("body", MAX_TEXT) or "",
         requester=requester(sender, association),
-        labels=_labels(issue),
+        labels=labels(issue),
         added_label=label.opt_str("name") if label else None,
         links=Links(issue=issue.opt_str("html_url")),
         fingerprint=f"github:{repo.full_name}#{number}",
@@ -114,18 +119,14 @@ def _issue(root: Node, payload: dict[str, Any]) -> Task:
 def _comment(root: Node, payload: dict[str, Any], name: str, syntax: CommandSyntax) -> Task:
     repo = repository(root)
     comment = root.obj("comment")
-    if name == "issue_comment":
-        target = root.obj("issue")
-        on_pr = target.has("pull_request")
-    else:
-        target = root.obj("pull_request")
-        on_pr = True
+    target = root.obj("issue")
+    on_pr = target.has("pull_request")
     number = target.integer("number")
     text = comment.opt_str("body", MAX_TEXT) or ""
     invocation = find_invocation(text, syntax)
     return Task(
         source=Source.GITHUB,
-        kind=Kind.COMMENT_COMMAND,
+        kind=Kind.FOLLOW_UP if on_pr else Kind.COMMENT_COMMAND,
         event=f"{name}.{root.opt_str('action') or 'unknown'}",
         repository=repo,
         number=number,
@@ -135,9 +136,10 @@ def _comment(root: Node, payload: dict[str, Any], name: str, syntax: CommandSynt
         instruction=invocation.instruction if invocation else text,
         invocation=invocation.how if invocation else None,
         requester=requester(comment.obj("user"), comment.opt_str("author_association")),
-        labels=_labels(target),
+        labels=labels(target),
         links=Links(issue=target.opt_str("html_url"), comment=comment.opt_str("html_url")),
         fingerprint=f"github:{repo.full_name}#{number}",
+        pull=PullRef(number=number, url=target.opt_str("html_url")) if on_pr else None,
         raw=payload,
     )
 

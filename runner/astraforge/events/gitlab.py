@@ -6,9 +6,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from astraforge.errors import PayloadError, UnsupportedEventError
+from astraforge.events import gitlab_pipeline
 from astraforge.events.commands import CommandSyntax, find_invocation
 from astraforge.events.payload import MAX_TEXT, Node, digest, title_of
-from astraforge.task import Kind, Links, Repository, Requester, Source, Task
+from astraforge.task import Kind, Links, Repository, Requester, ReviewNote, Source, Task
 
 REQUEST_VARIABLE = "ASTRAFORGE_REQUEST"
 
@@ -21,6 +22,8 @@ def parse(payload: dict[str, Any], syntax: CommandSyntax | None = None) -> Task:
         return _issue(root, payload)
     if kind == "note":
         return _note(root, payload, syntax or CommandSyntax())
+    if kind == "pipeline":
+        return gitlab_pipeline.parse(root, payload)
     raise UnsupportedEventError(f"GitLab '{kind}' hook is not one AstraForge acts on")
 
 
@@ -96,9 +99,28 @@ def _note(root: Node, payload: dict[str, Any], syntax: CommandSyntax) -> Task:
     iid = target.integer("iid")
     text = attrs.opt_str("note", MAX_TEXT) or ""
     invocation = find_invocation(text, syntax)
+    requester = _user(root)
+    pull = gitlab_pipeline.merge_request_ref(target, repo) if on_mr else None
+    review = []
+    position = attrs.opt_obj("position")
+    if on_mr and (attrs.opt_str("type") == "DiffNote" or position):
+        review.append(
+            ReviewNote(
+                id=attrs.integer("id"),
+                body=text,
+                path=(position.opt_str("new_path", 1000) or position.opt_str("old_path", 1000))
+                if position
+                else None,
+                line=(position.opt_int("new_line") or position.opt_int("old_line"))
+                if position
+                else None,
+                thread=attrs.opt_str("discussion_id"),
+                author=requester.login if requester else None,
+            )
+        )
     return Task(
         source=Source.GITLAB,
-        kind=Kind.COMMENT_COMMAND,
+        kind=Kind.FOLLOW_UP if on_mr else Kind.COMMENT_COMMAND,
         event=f"note.{noteable.lower()}",
         repository=repo,
         number=iid,
@@ -107,10 +129,12 @@ def _note(root: Node, payload: dict[str, Any], syntax: CommandSyntax) -> Task:
         body=target.opt_str("description", MAX_TEXT) or "",
         instruction=invocation.instruction if invocation else text,
         invocation=invocation.how if invocation else None,
-        requester=_user(root),
+        requester=requester,
         labels=_label_titles(target, "labels"),
         links=Links(issue=target.opt_str("url"), comment=attrs.opt_str("url")),
-        fingerprint=f"gitlab:{repo.full_name}#{iid}",
+        fingerprint=f"gitlab:{repo.full_name}{'!' if on_mr else '#'}{iid}",
+        pull=pull,
+        review=review,
         raw=payload,
     )
 

@@ -11,6 +11,7 @@ import hashlib
 from typing import Any, NoReturn
 
 from astraforge.errors import PayloadError
+from astraforge.task import CIRun, Kind, Links, PullRef, Repository, Source, Task
 
 MAX_TEXT = 65_536  # issue bodies, comments, messages
 MAX_SHORT = 4_096  # titles, names, single frame fields
@@ -148,3 +149,30 @@ def title_of(text: str, limit: int = 120) -> str:
 def digest(text: str) -> str:
     """A short stable id of free text (case and whitespace do not matter)."""
     return hashlib.sha256(" ".join(text.split()).lower().encode()).hexdigest()[:12]
+
+
+def ci_task(
+    source: Source, event: str, repo: Repository, ci: CIRun, pull: PullRef | None, raw: Any
+) -> Task:
+    """A failed CI run as a Task: about its pull/merge request when it names one (GitLab's
+    are ``!N``, apart from issues), else about the workflow and commit that failed."""
+    mark = "!" if source is Source.GITLAB else "#"
+    fingerprint = (
+        f"{source.value}:{repo.full_name}{mark}{pull.number}"
+        if pull
+        else f"{source.value}:{repo.full_name}:ci:{ci.workflow}:{(ci.head_sha or '')[:12]}"
+    )
+    return Task(
+        source=source,
+        kind=Kind.CI_FAILURE,
+        event=event,
+        repository=repo,
+        number=pull.number if pull else None,
+        on_pull_request=pull is not None,
+        title=f"{ci.workflow}: {ci.conclusion} on {ci.head_branch or ci.head_sha or 'a commit'}",
+        links=Links(event=ci.url, issue=pull.url if pull else None),
+        fingerprint=fingerprint,
+        pull=pull,
+        ci=ci,
+        raw=raw,
+    )

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from astraforge.errors import ForgeError
+from astraforge.task import CIRun, FailedJob, ReviewNote
+
+MAX_LOG = 2 * 1024 * 1024  # bytes kept of a failed job's log (the end, where failures are)
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,26 @@ class PullRequest:
     state: str = "open"
     draft: bool = False
     labels: list[str] = field(default_factory=list)
+    head_repo: str | None = None  # full name of the head branch's repository; None: unknown
+    head_sha: str | None = None
+    author: str | None = None
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    """A commit of a pull request, and the forge account of its author when known."""
+
+    sha: str
+    message: str
+    login: str | None
+
+
+@dataclass(frozen=True)
+class JobLog:
+    """A failed CI job and the end of its log."""
+
+    job: FailedJob
+    log: str
 
 
 @dataclass(frozen=True)
@@ -78,13 +102,26 @@ class Forge(Protocol):
 
     def request_reviewers(self, number: int, users: list[str]) -> None: ...
 
-    def comments(self, issue: int) -> list[Comment]: ...
+    def pull(self, number: int) -> PullRequest: ...
 
-    def create_comment(self, issue: int, body: str) -> Comment: ...
+    def pull_commits(self, number: int) -> list[CommitInfo]: ...
 
-    def update_comment(self, issue: int, comment_id: int, body: str) -> Comment: ...
+    def review_notes(self, number: int, review_id: int) -> list[ReviewNote]: ...
 
-    def delete_comment(self, issue: int, comment_id: int) -> None: ...
+    def reply_review(self, number: int, note: ReviewNote, body: str) -> Comment: ...
+
+    def job_logs(self, run: CIRun) -> list[JobLog]: ...
+
+    # ``pull``: the comments of a pull/merge request (GitLab keeps them apart from issues).
+    def comments(self, issue: int, *, pull: bool = False) -> list[Comment]: ...
+
+    def create_comment(self, issue: int, body: str, *, pull: bool = False) -> Comment: ...
+
+    def update_comment(
+        self, issue: int, comment_id: int, body: str, *, pull: bool = False
+    ) -> Comment: ...
+
+    def delete_comment(self, issue: int, comment_id: int, *, pull: bool = False) -> None: ...
 
 
 class AlreadyExists(ForgeError):
@@ -96,7 +133,9 @@ def marker(topic: str) -> str:
     return f"<!-- astraforge:{topic} -->"
 
 
-def upsert_comment(forge: Forge, issue: int, topic: str, body: str) -> tuple[Comment, bool]:
+def upsert_comment(
+    forge: Forge, issue: int, topic: str, body: str, *, pull: bool = False
+) -> tuple[Comment, bool]:
     """Create or edit the one comment carrying ``topic``'s marker; (comment, wrote).
 
     Two runs of one task at once may each create one; a run that finds more than one after
@@ -104,16 +143,45 @@ def upsert_comment(forge: Forge, issue: int, topic: str, body: str) -> tuple[Com
     comments converge to one."""
     tag = marker(topic)
     text = f"{tag}\n{body}"
-    existing = [c for c in forge.comments(issue) if c.body.startswith(tag)]
+    existing = [c for c in forge.comments(issue, pull=pull) if c.body.startswith(tag)]
     if not existing:
-        mine = forge.create_comment(issue, text)
-        existing = [c for c in forge.comments(issue) if c.body.startswith(tag)]
+        mine = forge.create_comment(issue, text, pull=pull)
+        existing = [c for c in forge.comments(issue, pull=pull) if c.body.startswith(tag)]
         oldest = min(existing, key=lambda c: c.id, default=mine)
         if oldest.id == mine.id:
             return mine, True
-        forge.delete_comment(issue, mine.id)
-        return forge.update_comment(issue, oldest.id, text), True
+        forge.delete_comment(issue, mine.id, pull=pull)
+        return forge.update_comment(issue, oldest.id, text, pull=pull), True
     survivor = min(existing, key=lambda c: c.id)
     if survivor.body.strip() == text.strip():
         return survivor, False
-    return forge.update_comment(issue, survivor.id, text), True
+    return forge.update_comment(issue, survivor.id, text, pull=pull), True
+
+
+def tail(chunks: Iterable[bytes], limit: int = MAX_LOG) -> str:
+    """The end of a log as text (where a failure is), marked when cut; only ``limit``
+    bytes are ever held."""
+    kept, total = bytearray(), 0
+    for chunk in chunks:
+        total += len(chunk)
+        kept += chunk
+        if len(kept) > limit:
+            del kept[: len(kept) - limit]
+    text = kept.decode("utf-8", "replace")
+    return text if total <= limit else f"[... {total - limit} bytes of the log cut]\n{text}"
+
+
+def download_tail(url: str, limit: int = MAX_LOG) -> str:
+    """The end of a log at ``url``, fetched without credentials (a storage link the API
+    handed out), or one ForgeError."""
+    import requests
+
+    try:
+        with requests.get(url, timeout=60, stream=True) as response:
+            response.raise_for_status()
+            return tail(response.iter_content(1 << 16), limit)
+    except requests.RequestException as exc:
+        raise ForgeError(
+            f"could not download a job log ({type(exc).__name__})",
+            "the log may have expired; run the failed workflow again",
+        ) from None

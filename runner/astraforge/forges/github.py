@@ -15,11 +15,15 @@ from astraforge.errors import ForgeError
 from astraforge.forges.base import (
     AlreadyExists,
     Comment,
+    CommitInfo,
     GitAuth,
+    JobLog,
     PullRequest,
     RepoInfo,
+    download_tail,
 )
 from astraforge.policy.model import PERMISSIONS
+from astraforge.task import CIRun, FailedJob, ReviewNote
 
 API_URL = "https://api.github.com"
 
@@ -108,6 +112,7 @@ class GitHubForge:
             return str(self._r().get_collaborator_permission(user))  # a custom role
 
     def _pr(self, pull: Any) -> PullRequest:
+        head_repo = pull.head.repo
         return PullRequest(
             number=pull.number,
             url=pull.html_url,
@@ -118,7 +123,65 @@ class GitHubForge:
             state=pull.state,
             draft=bool(pull.draft),
             labels=[label.name for label in pull.labels],
+            head_repo=head_repo.full_name if head_repo is not None else None,
+            head_sha=pull.head.sha,
+            author=pull.user.login if pull.user else None,
         )
+
+    def pull(self, number: int) -> PullRequest:
+        with self._call(f"read pull request #{number}", "pull-requests: read"):
+            return self._pr(self._r().get_pull(number))
+
+    def pull_commits(self, number: int) -> list[CommitInfo]:
+        with self._call(f"list the commits of #{number}", "pull-requests: read"):
+            return [
+                CommitInfo(c.sha, c.commit.message, c.author.login if c.author else None)
+                for c in self._r().get_pull(number).get_commits()
+            ]
+
+    def review_notes(self, number: int, review_id: int) -> list[ReviewNote]:
+        with self._call(f"read review {review_id} of #{number}", "pull-requests: read"):
+            pull = self._r().get_pull(number)
+            return [
+                ReviewNote(
+                    id=c.id,
+                    body=c.body or "",
+                    path=c.path,
+                    line=c.line or c.original_line,
+                    diff_hunk=c.diff_hunk,
+                    author=c.user.login if c.user else None,
+                )
+                for c in pull.get_single_review_comments(review_id)
+            ]
+
+    def reply_review(self, number: int, note: ReviewNote, body: str) -> Comment:
+        with self._call(f"reply to review comment {note.id}", "pull-requests: write"):
+            c = self._r().get_pull(number).create_review_comment_reply(note.id, body)
+            return Comment(c.id, c.body or "", c.html_url)
+
+    def job_logs(self, run: CIRun) -> list[JobLog]:
+        if run.provider == "github_checks":
+            return [self._check_output(run)]
+        found = []
+        with self._call(f"read the jobs of workflow run {run.id}", "actions: read"):
+            for job in self._r().get_workflow_run(run.id).jobs("latest"):
+                if job.conclusion in ("failure", "timed_out"):
+                    # A short-lived link to the log's storage: it takes no credentials.
+                    log = download_tail(job.logs_url())
+                    found.append(JobLog(FailedJob(id=job.id, name=job.name, url=job.html_url), log))
+        return found
+
+    def _check_output(self, run: CIRun) -> JobLog:
+        """A CI app's check run as a log: its output and annotations (file:line message)."""
+        with self._call(f"read check run {run.id}", "checks: read"):
+            check = self._r().get_check_run(run.id)
+            output = check.output
+            parts = [p for p in (output.title, output.summary, output.text) if p]
+            for note in check.get_annotations():
+                where = f"{note.path}:{note.start_line}"
+                parts.append(f"{note.annotation_level}: {where}: {note.title or ''} {note.message}")
+        job = FailedJob(id=run.id, name=run.workflow, url=run.url)
+        return JobLog(job, "\n".join(parts))
 
     def find_pr(self, branch: str) -> PullRequest | None:
         owner = self.full_name.split("/")[0]
@@ -154,25 +217,27 @@ class GitHubForge:
             with self._call(f"request reviews on #{number}", "pull-requests: write"):
                 self._r().get_pull(number).create_review_request(reviewers=users)
 
-    def comments(self, issue: int) -> list[Comment]:
+    def comments(self, issue: int, *, pull: bool = False) -> list[Comment]:
         with self._call(f"read the comments of #{issue}", "issues: read"):
             return [
                 Comment(c.id, c.body or "", c.html_url)
                 for c in self._r().get_issue(issue).get_comments()
             ]
 
-    def create_comment(self, issue: int, body: str) -> Comment:
+    def create_comment(self, issue: int, body: str, *, pull: bool = False) -> Comment:
         with self._call(f"comment on #{issue}", "issues: write"):
             c = self._r().get_issue(issue).create_comment(body)
             return Comment(c.id, c.body or "", c.html_url)
 
-    def update_comment(self, issue: int, comment_id: int, body: str) -> Comment:
+    def update_comment(
+        self, issue: int, comment_id: int, body: str, *, pull: bool = False
+    ) -> Comment:
         with self._call(f"edit comment {comment_id}", "issues: write"):
             c = self._r().get_issue(issue).get_comment(comment_id)
             c.edit(body)
             return Comment(c.id, body, c.html_url)
 
-    def delete_comment(self, issue: int, comment_id: int) -> None:
+    def delete_comment(self, issue: int, comment_id: int, *, pull: bool = False) -> None:
         with self._call(f"delete comment {comment_id}", "issues: write"):
             self._r().get_issue(issue).get_comment(comment_id).delete()
 

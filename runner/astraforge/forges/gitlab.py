@@ -10,8 +10,19 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+from astraforge.branches import TRAILER
 from astraforge.errors import ForgeError
-from astraforge.forges.base import AlreadyExists, Comment, GitAuth, PullRequest, RepoInfo
+from astraforge.forges.base import (
+    AlreadyExists,
+    Comment,
+    CommitInfo,
+    GitAuth,
+    JobLog,
+    PullRequest,
+    RepoInfo,
+    tail,
+)
+from astraforge.task import CIRun, FailedJob, ReviewNote
 
 SERVER_URL = "https://gitlab.com"
 # GitLab access levels onto AstraForge's permission names.
@@ -97,7 +108,13 @@ class GitLabForge:
 
     def _mr(self, mr: Any) -> PullRequest:
         title = mr.title
+        source = getattr(mr, "source_project_id", None)
+        same = source is None or source == getattr(mr, "target_project_id", source)
+        author = getattr(mr, "author", None) or {}
         return PullRequest(
+            head_repo=self.project_path if same else f"project {source}",
+            head_sha=getattr(mr, "sha", None),
+            author=author.get("username") if isinstance(author, dict) else None,
             number=mr.iid,
             url=mr.web_url,
             title=title.removeprefix(DRAFT),
@@ -156,26 +173,87 @@ class GitLabForge:
         if users:
             self._edit(number, f"request reviews on !{number}", reviewer_ids=self._ids(users))
 
-    def _notes(self, issue: int) -> Any:
-        return self._p().issues.get(issue, lazy=True).notes
+    def pull(self, number: int) -> PullRequest:
+        with self._call(f"read merge request !{number}", "read_api, Reporter"):
+            return self._mr(self._p().mergerequests.get(number))
 
-    def comments(self, issue: int) -> list[Comment]:
-        with self._call(f"read the notes of #{issue}", "read_api, Reporter"):
-            return [Comment(n.id, n.body) for n in self._notes(issue).list(iterator=True)]
+    def pull_commits(self, number: int) -> list[CommitInfo]:
+        with self._call(f"list the commits of !{number}", "read_api, Reporter"):
+            commits = list(self._p().mergerequests.get(number, lazy=True).commits())
+        # GitLab names a commit's author by e-mail only: the account is looked up by its
+        # public e-mail, once per address, and not for AstraForge's own commits.
+        logins: dict[str, str | None] = {}
+        found = []
+        for commit in commits:
+            message, email = commit.message or "", str(commit.author_email or "")
+            if f"{TRAILER}:" not in message and email not in logins:
+                logins[email] = self._login_by_email(email)
+            found.append(CommitInfo(commit.id, message, logins.get(email)))
+        return found
 
-    def create_comment(self, issue: int, body: str) -> Comment:
-        with self._call(f"comment on #{issue}", "api, Reporter"):
-            note = self._notes(issue).create({"body": body})
+    def _login_by_email(self, email: str) -> str | None:
+        """The account whose public e-mail (or username) is exactly ``email``, if one."""
+        if not email:
+            return None
+        with self._call("look up a commit author", "read_api"):
+            found = self._gl.users.list(search=email, get_all=False)
+        exact = [u for u in found if email in (getattr(u, "public_email", None), u.username)]
+        return str(exact[0].username) if len(exact) == 1 else None
+
+    def review_notes(self, number: int, review_id: int) -> list[ReviewNote]:
+        return []  # GitLab sends each diff note in its own hook
+
+    def reply_review(self, number: int, note: ReviewNote, body: str) -> Comment:
+        if not note.thread:
+            return self.create_comment(number, body, pull=True)
+        with self._call(f"reply in discussion {note.thread}", "api, Reporter"):
+            mr = self._p().mergerequests.get(number, lazy=True)
+            created = mr.discussions.get(note.thread, lazy=True).notes.create({"body": body})
+        return Comment(created.id, body)
+
+    def job_logs(self, run: CIRun) -> list[JobLog]:
+        found = []
+        with self._call(f"read the jobs of pipeline {run.id}", "read_api, Reporter"):
+            pipeline = self._p().pipelines.get(run.id, lazy=True)
+            for job in pipeline.jobs.list(scope="failed", get_all=True):
+                if getattr(job, "allow_failure", False):
+                    continue
+                chunks = (
+                    self._p()
+                    .jobs.get(job.id, lazy=True)
+                    .trace(streamed=True, iterator=True, chunk_size=1 << 16)
+                )
+                url = getattr(job, "web_url", None)
+                found.append(JobLog(FailedJob(id=job.id, name=job.name, url=url), tail(chunks)))
+        return found
+
+    def _notes(self, issue: int, pull: bool) -> Any:
+        owner = self._p().mergerequests if pull else self._p().issues
+        return owner.get(issue, lazy=True).notes
+
+    def comments(self, issue: int, *, pull: bool = False) -> list[Comment]:
+        with self._call(f"read the notes of {_ref(issue, pull)}", "read_api, Reporter"):
+            return [Comment(n.id, n.body) for n in self._notes(issue, pull).list(iterator=True)]
+
+    def create_comment(self, issue: int, body: str, *, pull: bool = False) -> Comment:
+        with self._call(f"comment on {_ref(issue, pull)}", "api, Reporter"):
+            note = self._notes(issue, pull).create({"body": body})
         return Comment(note.id, note.body)
 
-    def update_comment(self, issue: int, comment_id: int, body: str) -> Comment:
+    def update_comment(
+        self, issue: int, comment_id: int, body: str, *, pull: bool = False
+    ) -> Comment:
         with self._call(f"edit note {comment_id}", "api, Reporter"):
-            self._notes(issue).update(comment_id, {"body": body})
+            self._notes(issue, pull).update(comment_id, {"body": body})
         return Comment(comment_id, body)
 
-    def delete_comment(self, issue: int, comment_id: int) -> None:
+    def delete_comment(self, issue: int, comment_id: int, *, pull: bool = False) -> None:
         with self._call(f"delete note {comment_id}", "api, Reporter"):
-            self._notes(issue).delete(comment_id)
+            self._notes(issue, pull).delete(comment_id)
+
+
+def _ref(number: int, pull: bool) -> str:
+    return f"!{number}" if pull else f"#{number}"
 
 
 def _error(exc: Any, what: str, needs: str, project: str) -> ForgeError:

@@ -7,7 +7,9 @@ Layout::
       repo.json              {"full_name", "default_branch"} (optional)
       permissions.json       {"login": "write", ...} (optional; absent users have "none")
       pulls/<number>.json    title, body, head, base, state, labels, assignees, reviewers, draft
-      comments/<issue>.json  [{"id", "body"}, ...]
+      comments/<issue>.json  [{"id", "body"}, ...]; a pull request's are pull-<number>.json
+      reviews/<id>.json      [{"id", "body", "path", "line", "diff_hunk", "author"}, ...]
+      runs/<id>.json         {"jobs": [{"id", "name", "conclusion", "log"}, ...]}
 
 Every change takes an exclusive lock on the directory, so concurrent runs see one state.
 """
@@ -22,8 +24,18 @@ from pathlib import Path
 from typing import Any
 
 from astraforge.errors import ForgeError
-from astraforge.forges.base import AlreadyExists, Comment, GitAuth, PullRequest, RepoInfo
+from astraforge.forges.base import (
+    AlreadyExists,
+    Comment,
+    CommitInfo,
+    GitAuth,
+    JobLog,
+    PullRequest,
+    RepoInfo,
+    tail,
+)
 from astraforge.git import run_git
+from astraforge.task import CIRun, FailedJob, ReviewNote
 
 
 class LocalForge:
@@ -106,7 +118,15 @@ class LocalForge:
         data = self._read(self.root / "pulls" / f"{number}.json", None)
         if data is None:
             raise ForgeError(f"pull request #{number} does not exist in {self.root}")
+        tip = run_git(
+            ["rev-parse", "--verify", "--quiet", f"refs/heads/{data['head']}"],
+            self.remote,
+            check=False,
+        ).stdout
         return PullRequest(
+            head_repo=self.repo().full_name,
+            head_sha=tip.decode().strip() or None,
+            author=data.get("author", "astraforge"),
             number=number,
             url=(self.root / "pulls" / f"{number}.json").as_uri(),
             title=data["title"],
@@ -180,21 +200,63 @@ class LocalForge:
     def request_reviewers(self, number: int, users: list[str]) -> None:
         self._edit(number, reviewers=users)
 
-    def comments(self, issue: int) -> list[Comment]:
-        stored = self._read(self.root / "comments" / f"{issue}.json", [])
+    def pull(self, number: int) -> PullRequest:
+        return self._pull(number)
+
+    def pull_commits(self, number: int) -> list[CommitInfo]:
+        pull = self._pull(number)
+        log = run_git(
+            ["log", "--format=%H%x00%an%x00%B%x00", f"refs/heads/{pull.base}..{pull.head_sha}"],
+            self.remote,
+        ).stdout.decode(errors="replace")
+        fields = log.split("\0")
+        return [
+            CommitInfo(fields[i].strip(), fields[i + 2], fields[i + 1] or None)
+            for i in range(0, len(fields) - 2, 3)
+        ]
+
+    def review_notes(self, number: int, review_id: int) -> list[ReviewNote]:
+        return [
+            ReviewNote.model_validate(note)
+            for note in self._read(self.root / "reviews" / f"{review_id}.json", [])
+        ]
+
+    def reply_review(self, number: int, note: ReviewNote, body: str) -> Comment:
+        return self.create_comment(
+            number, f"> in reply to review comment {note.id}\n\n{body}", pull=True
+        )
+
+    def job_logs(self, run: CIRun) -> list[JobLog]:
+        jobs = self._read(self.root / "runs" / f"{run.id}.json", {}).get("jobs", [])
+        return [
+            JobLog(
+                FailedJob(id=int(job["id"]), name=str(job["name"])),
+                tail([str(job.get("log", "")).encode()]),
+            )
+            for job in jobs
+            if job.get("conclusion") in ("failure", "failed")
+        ]
+
+    def _comments_file(self, issue: int, pull: bool) -> Path:
+        return self.root / "comments" / (f"pull-{issue}.json" if pull else f"{issue}.json")
+
+    def comments(self, issue: int, *, pull: bool = False) -> list[Comment]:
+        stored = self._read(self._comments_file(issue, pull), [])
         return [Comment(c["id"], c["body"]) for c in stored]
 
-    def create_comment(self, issue: int, body: str) -> Comment:
+    def create_comment(self, issue: int, body: str, *, pull: bool = False) -> Comment:
         with self._locked():
-            path = self.root / "comments" / f"{issue}.json"
+            path = self._comments_file(issue, pull)
             stored = self._read(path, [])
             new_id = max((int(c["id"]) for c in stored), default=0) + 1
             self._write(path, [*stored, {"id": new_id, "body": body}])
         return Comment(new_id, body)
 
-    def update_comment(self, issue: int, comment_id: int, body: str) -> Comment:
+    def update_comment(
+        self, issue: int, comment_id: int, body: str, *, pull: bool = False
+    ) -> Comment:
         with self._locked():
-            path = self.root / "comments" / f"{issue}.json"
+            path = self._comments_file(issue, pull)
             stored = self._read(path, [])
             for comment in stored:
                 if comment["id"] == comment_id:
@@ -205,8 +267,8 @@ class LocalForge:
             self._write(path, stored)
         return Comment(comment_id, body)
 
-    def delete_comment(self, issue: int, comment_id: int) -> None:
+    def delete_comment(self, issue: int, comment_id: int, *, pull: bool = False) -> None:
         with self._locked():
-            path = self.root / "comments" / f"{issue}.json"
+            path = self._comments_file(issue, pull)
             stored = self._read(path, [])
             self._write(path, [c for c in stored if c["id"] != comment_id])

@@ -121,6 +121,7 @@ class Sandbox(ABC):
         self._starter: threading.Thread | None = None
         self._start_error: BaseException | None = None
         self.commit: str | None = None  # the commit to start from (default: the checkout's)
+        self.objects: Path | None = None  # a git object store holding it (default: checkout's)
 
     # -- what a backend provides ------------------------------------------------------------
     start_in_thread = True  # False when the sandbox's process dies with its thread
@@ -190,6 +191,7 @@ class Sandbox(ABC):
                 exclude=self.config.exclude,
                 include=self.config.include,
                 commit=self.commit,
+                objects=self.objects,
             )
             shadow = self._shadow = Shadow(source.objects)
             prefetch = Prefetch(lambda: starting_files(source, shadow))

@@ -84,13 +84,23 @@ class Source:
         exclude: Sequence[str] = (),
         include: Sequence[str] = (),
         commit: str | None = None,
+        objects: Path | None = None,
     ) -> None:
         self.root = root
         self.exclude = list(exclude)
         self.include = list(include)
         self.commit = commit or (head_commit(root) if is_checkout(root) else None)
-        self.objects: Path | None = None  # the git object store holding every blob, if any
-        if self.commit is not None:
+        # The git object store holding every blob, if any: the checkout's, or one that
+        # borrows it and also holds ``commit`` (a follow-up's branch, fetched apart).
+        self.objects: Path | None = objects
+        self._env = git_env({"GIT_ALTERNATE_OBJECT_DIRECTORIES": str(objects)} if objects else {})
+        if self.commit is None and is_checkout(root):
+            raise SandboxError(
+                f"{root} is a git checkout without a commit; only committed files are copied "
+                "into the sandbox",
+                "commit the files first",
+            )
+        if self.commit is not None and objects is None:
             found = subprocess.run(
                 ["git", "rev-parse", "--git-path", "objects"],
                 cwd=root,
@@ -99,12 +109,6 @@ class Source:
                 check=True,
             )
             self.objects = (root / found.stdout.decode().strip()).resolve()
-        elif is_checkout(root):
-            raise SandboxError(
-                f"{root} is a git checkout without a commit; only committed files are copied "
-                "into the sandbox",
-                "commit the files first",
-            )
 
     def skip(self, path: str) -> bool:
         """Whether ``path`` stays out: inside a ``.git``, or excluded."""
@@ -117,7 +121,7 @@ class Source:
         listing = subprocess.run(
             ["git", "ls-tree", "-r", "-l", "-z", "--full-tree", self.commit],
             cwd=self.root,
-            env=git_env(),
+            env=self._env,
             capture_output=True,
             check=True,
         ).stdout
