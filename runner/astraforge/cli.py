@@ -24,6 +24,7 @@ from astraforge.commands.common import (
     EXISTING,
     FILE,
     FORGES,
+    NETWORKS,
     config_option,
     event_option,
     example_option,
@@ -37,6 +38,8 @@ AGENT_SETTINGS = {  # flag -> (dotted configuration field, help)
     "base_url": ("model.base_url", "OpenAI-compatible API base URL (OPENAI_BASE_URL)."),
     "backend": ("sandbox.backend", "Sandbox backend: docker or bwrap."),
     "image": ("sandbox.image", "Sandbox image (docker backend)."),
+    "network": ("sandbox.network", "Sandbox network: none, setup-only or allowlist."),
+    "allow": ("sandbox.allow", "Host the sandbox may reach through the gateway (repeatable)."),
     "test_command": ("test_command", "The runner's own test command."),
 }
 
@@ -52,11 +55,13 @@ def agent_settings(function: Any) -> Any:
     @functools.wraps(function)
     def wrapper(**kw: Any) -> None:
         overrides = {field: kw.pop(flag) for flag, (field, _) in AGENT_SETTINGS.items()}
+        overrides["sandbox.allow"] = list(overrides["sandbox.allow"]) or None
         function(overrides=overrides, **kw)
 
     for flag, (_, text) in reversed(AGENT_SETTINGS.items()):
-        kind = BACKENDS if flag == "backend" else None
-        wrapper = click.option(f"--{flag.replace('_', '-')}", help=text, type=kind)(wrapper)
+        kind = {"backend": BACKENDS, "network": NETWORKS}.get(flag)
+        name = f"--{flag.replace('_', '-')}"
+        wrapper = click.option(name, help=text, type=kind, multiple=flag == "allow")(wrapper)
     return wrapper
 
 

@@ -79,6 +79,14 @@ class SandboxError(AstraForgeError):
     )
 
 
+class GatewayError(SandboxError):
+    """The gateway (the sandbox's model endpoint and egress proxy) could not serve."""
+
+    default_remediation = (
+        "run with -v for the details; `astraforge sandbox run` shows the gateway alone"
+    )
+
+
 class ModelError(AstraForgeError):
     """The model API refused or kept failing."""
 

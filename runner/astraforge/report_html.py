@@ -226,7 +226,18 @@ def page(out: Path, report: dict[str, Any], network: list[dict[str, Any]] | None
     patch_path = out / "diff.patch"
     patch = patch_path.read_text(encoding="utf-8", errors="replace") if patch_path.exists() else ""
     diff_html, lines = highlight(patch) if patch.strip() else (Markup(""), 0)
-    return Page(report, entries, turns, network or [], diff_html, lines, start, context)
+    if network is None:
+        network = connections(report)
+    return Page(report, entries, turns, network, diff_html, lines, start, context)
+
+
+def connections(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The sandbox's connections the gateway saw, as report.json lists them."""
+    gateway = (report.get("outcome") or {}).get("gateway") or {}
+    return [
+        {**c, "bytes": int(c.get("bytes_up", 0)) + int(c.get("bytes_down", 0))}
+        for c in gateway.get("connections") or []
+    ]
 
 
 def write(out: Path, report: dict[str, Any], network: list[dict[str, Any]] | None = None) -> Path:

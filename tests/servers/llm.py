@@ -104,7 +104,20 @@ class ScriptedLLM:
                     text = step.raw_body
                 else:
                     text, seen.usage = completion(body, step)
+                if body.get("stream") and step.status == 200 and step.raw_body is None:
+                    self._stream(json.loads(text), body)
+                    return
                 self._send(step.status, text, step.headers)
+
+            def _stream(self, whole: dict[str, Any], request: dict[str, Any]) -> None:
+                """The reply as chat-completion chunks over SSE: the documented shape, with
+                usage in a last chunk only when the client asked for it."""
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                for chunk in chunks(whole, request):
+                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                self.wfile.write(b"data: [DONE]\n\n")
 
             def _send(self, status: int, text: str, headers: dict[str, str]) -> None:
                 data = text.encode()
@@ -166,6 +179,34 @@ def completion(request: dict[str, Any], step: Step) -> tuple[str, tuple[int, int
             "total_tokens": prompt + completion_tokens,
         }
     return json.dumps(body), (prompt, completion_tokens)
+
+
+def chunks(whole: dict[str, Any], request: dict[str, Any]) -> list[dict[str, Any]]:
+    """A chat completion as the stream of chunks a server sends for it."""
+    base = {k: whole[k] for k in ("id", "created", "model")} | {"object": "chat.completion.chunk"}
+    choice = whole["choices"][0]
+    message = choice["message"]
+    out = []
+    if message.get("content"):
+        delta = {"role": "assistant", "content": message["content"]}
+        out.append(base | {"choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+    for index, tool in enumerate(message.get("tool_calls") or []):
+        head = {"index": index, "id": tool["id"], "type": "function"}
+        head["function"] = {"name": tool["function"]["name"], "arguments": ""}
+        args = tool["function"]["arguments"]
+        for delta in (
+            head,
+            {"index": index, "function": {"arguments": args[: len(args) // 2]}},
+            {"index": index, "function": {"arguments": args[len(args) // 2 :]}},
+        ):
+            part = {"index": 0, "delta": {"tool_calls": [delta]}, "finish_reason": None}
+            out.append(base | {"choices": [part]})
+    out.append(
+        base | {"choices": [{"index": 0, "delta": {}, "finish_reason": choice["finish_reason"]}]}
+    )
+    if (request.get("stream_options") or {}).get("include_usage") and "usage" in whole:
+        out.append(base | {"choices": [], "usage": whole["usage"]})
+    return out
 
 
 @contextmanager

@@ -282,3 +282,49 @@ def test_cli_prints_one_warning_line_per_ignored_key(tmp_path: Path, clean_env: 
     lines = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
     assert len(lines) == 2
     assert json.loads(result.stdout)["model"]["api_key_env"] == "OPENAI_API_KEY"
+
+
+def test_the_network_and_allow_list_are_trusted_and_a_repository_may_only_narrow_them(
+    tmp_path: Path,
+) -> None:
+    policy_text = (
+        "version: 1\n"
+        "sandbox:\n  network: allowlist\n"
+        "  allow: [pypi.org, evil.test, 'docs.example.com:443']\n"
+    )
+    files = {
+        ".astraforge.yml": "policy: policy.yml\nsandbox:\n  network: allowlist\n"
+        "  allow: [evil.test]\n  allow_private: [10.0.0.1]\n",
+        "policy.yml": policy_text,
+    }
+    repo = git_repo(tmp_path / "r", files)
+    env = {"ASTRAFORGE_NETWORK": "allowlist", "ASTRAFORGE_ALLOW": "pypi.org, *.example.com"}
+    cfg = config.load(repo, env=env)
+    assert cfg.sandbox.allow == ["pypi.org", "*.example.com"]
+    assert cfg.sandbox.allow_private == []  # the repository's file cannot set it
+    rules = config.load_policy(repo, cfg, env)
+    assert rules.sandbox.network == "allowlist"
+    assert rules.sandbox.allow == ["pypi.org", "docs.example.com:443"]
+    refused = " ".join(cfg.warnings)
+    assert "'evil.test'" in refused
+    assert "sandbox.allow_private" in refused
+    assert "sandbox.network" in refused
+
+
+def test_a_repository_cannot_trade_setup_network_for_an_allow_list(tmp_path: Path) -> None:
+    policy_text = "version: 1\nsandbox:\n  network: allowlist\n  allow: [pypi.org]\n"
+    repo = git_repo(
+        tmp_path / "r", {".astraforge.yml": "policy: policy.yml\n", "policy.yml": policy_text}
+    )
+    env = {"ASTRAFORGE_NETWORK": "setup-only"}
+    cfg = config.load(repo, env=env)
+    rules = config.load_policy(repo, cfg, env)
+    assert rules.sandbox.network == "setup-only"
+    assert rules.sandbox.allow == []  # nothing trusted to narrow
+    assert any("looser than the trusted 'setup-only'" in w for w in cfg.warnings)
+
+
+def test_a_bad_allow_entry_names_the_entry_and_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"allow-list entry 'pypi\.org:http' has a bad port") as e:
+        config.load(None, env={"ASTRAFORGE_ALLOW": "pypi.org:http"})
+    assert "ASTRAFORGE_ALLOW" in str(e.value) or "sandbox.allow" in str(e.value)

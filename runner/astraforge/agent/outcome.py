@@ -91,6 +91,11 @@ class Outcome(_Model):
         description="files left out of the change: special files, nested .git, odd names",
     )
     usage: dict[str, Any] = Field(default_factory=dict)
+    gateway: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the gateway's calls and tokens, and every connection the sandbox asked "
+        "for (host, port, bytes, decision)",
+    )
     model: dict[str, Any] = Field(default_factory=dict)
     engine: str = "builtin"
     error: str | None = None

@@ -3,10 +3,12 @@ and the three artifacts. Nothing here talks to a forge or pushes."""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from astraforge import policy
 from astraforge.agent.loop import Budget, Conversation, LoopEnd, run_loop
@@ -27,6 +29,9 @@ from astraforge.sandbox import Sandbox, open_sandbox
 from astraforge.sandbox.base import Changes
 from astraforge.sandbox.config import WORKSPACE
 from astraforge.task import Task
+
+if TYPE_CHECKING:
+    from astraforge.gateway.service import Gateway
 
 TRAJECTORY = "trajectory.jsonl"
 DIFF = "diff.patch"
@@ -99,6 +104,8 @@ def run_agent(
     changes: Changes | None = None
     before = after = None
     error: BaseException | None = None
+    gateway: Gateway | None = None
+    stack = contextlib.ExitStack()
     try:
         model = make_model(config.model, env, on_retry=_retries(trajectory, progress))
         trajectory.write(
@@ -114,7 +121,12 @@ def run_agent(
             sandbox=spec.model_dump(),
             tools=list(TOOLS),
         )
+        from astraforge.gateway.run import open_gateway
+
+        gateway = open_gateway(config, rules, env, budget, trajectory, progress)
+        stack.callback(gateway.stop)
         sandbox = open_sandbox(spec, repo, run_id=run_id, progress=progress)
+        sandbox.door = gateway
         if start is not None:
             sandbox.commit, sandbox.objects = start.commit, start.objects
         sandbox.start_soon()  # the container starts while the context is gathered
@@ -189,6 +201,8 @@ def run_agent(
                     error = error or exc
     except BaseException as exc:
         error = error or exc
+    finally:
+        stack.close()
     outcome = _outcome(run_id, end, changes, error, budget, config)
     outcome = outcome.model_copy(
         update={
@@ -197,6 +211,7 @@ def run_agent(
             "test_command": test_command,
             "refusals": toolbox.refusals if toolbox else [],
             "skipped": changes.skipped if changes else [],
+            "gateway": gateway.report() if gateway else {},
         }
     )
     (out / DIFF).write_text(changes.patch if changes else "", encoding="utf-8")

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from astraforge.commands.common import BACKENDS, EXISTING, say
+from astraforge.errors import UsageError
 from astraforge.sandbox import BwrapConfig, DockerConfig, ExecResult, SandboxSpec, open_sandbox
+
+if TYPE_CHECKING:
+    from astraforge.gateway.service import Gateway
 
 
 def spec(backend: str | None, image: str | None) -> SandboxSpec | None:
@@ -23,13 +29,68 @@ def spec(backend: str | None, image: str | None) -> SandboxSpec | None:
 
 
 def run(
-    backend: str, image: str | None, workspace: Path, timeout: float, argv: tuple[str, ...]
+    backend: str,
+    image: str | None,
+    workspace: Path,
+    timeout: float,
+    argv: tuple[str, ...],
+    network: str = "none",
+    allow: tuple[str, ...] = (),
+    allow_private: tuple[str, ...] = (),
 ) -> ExecResult:
-    """Run ``argv`` in a fresh sandbox holding the files git tracks in ``workspace``."""
+    """Run ``argv`` in a fresh sandbox holding the files git tracks in ``workspace``; with
+    the gateway when the runner has a model configured or the network is an allow list."""
     chosen = spec(backend, image) or DockerConfig()
     line = " ".join(shlex.quote(part) for part in argv)
-    with open_sandbox(chosen, workspace) as box:
-        return box.run(line, timeout=timeout)
+    with contextlib.ExitStack() as stack:
+        box = open_sandbox(chosen, workspace)
+        box.door = gateway(network, list(allow), list(allow_private), stack)
+        with box:
+            return box.run(line, timeout=timeout)
+    raise AssertionError("unreachable")
+
+
+def gateway(
+    network: str, allow: list[str], private: list[str], stack: contextlib.ExitStack
+) -> Gateway | None:
+    """The gateway of a one-command sandbox, from the runner's model settings (for
+    example OPENAI_BASE_URL and OPENAI_API_KEY); None when there is nothing to serve."""
+    from astraforge.agent.loop import Budget
+    from astraforge.config import load
+    from astraforge.gateway.allow import AllowList
+    from astraforge.gateway.run import upstream_of
+    from astraforge.gateway.service import Gateway
+
+    if network != "allowlist" and allow:
+        raise UsageError("--allow needs --network allowlist", "add --network allowlist")
+    config = load(env=os.environ)
+    upstream = upstream_of(config.model, os.environ)
+    if upstream is None and network != "allowlist":
+        return None
+    budget = Budget(config.budgets, config.model.price())
+    hosts = AllowList.of([*config.sandbox.allow, *allow], [*config.sandbox.allow_private, *private])
+    served = Gateway(
+        upstream,
+        budget,
+        network="allowlist" if network == "allowlist" else "none",
+        allow=hosts,
+        log=say,
+    )
+    served.start()
+    stack.callback(lambda: _summary(served))
+    stack.callback(served.stop)
+    return served
+
+
+def _summary(served: Gateway) -> None:
+    report = served.report()
+    allowed = sum(c["decision"] == "allowed" for c in report["connections"])
+    denied = len(report["connections"]) - allowed
+    say(
+        f"astraforge: gateway served {report['calls']} model call(s), "
+        f"{report['prompt_tokens'] + report['completion_tokens']} tokens; "
+        f"{allowed} connection(s) allowed, {denied} denied"
+    )
 
 
 def run_and_show(**kw: Any) -> int:
@@ -64,6 +125,11 @@ def group() -> None:
 @click.option("--image", help="Sandbox image (docker backend).")
 @click.option("--workspace", type=EXISTING, default=Path("."), show_default=True)
 @click.option("--timeout", type=float, default=600.0, show_default=True)
+@click.option(
+    "--network", type=click.Choice(["none", "allowlist"]), default="none", show_default=True
+)
+@click.option("--allow", multiple=True, help="HOST, HOST:PORT or *.DOMAIN (repeatable).")
+@click.option("--allow-private", multiple=True, help="A private address an allowed name may use.")
 @click.argument("argv", nargs=-1, required=True, type=click.UNPROCESSED)
 def sandbox_run(**kw: Any) -> None:
     """Run ARGV in a fresh sandbox holding the files git tracks; exit with its code."""

@@ -52,6 +52,10 @@ ENV_FIELDS: dict[str, str] = {
     "ASTRAFORGE_BACKEND": "sandbox.backend",
     "ASTRAFORGE_SANDBOX_IMAGE": "sandbox.image",
     "ASTRAFORGE_SANDBOX_INCLUDE": "sandbox.include",
+    "ASTRAFORGE_NETWORK": "sandbox.network",
+    "ASTRAFORGE_ALLOW": "sandbox.allow",
+    "ASTRAFORGE_ALLOW_PRIVATE": "sandbox.allow_private",
+    "ASTRAFORGE_MODEL_RESPONSES": "model.responses",
     "ASTRAFORGE_POLICY_FILE": "base_policy",
     "ASTRAFORGE_MAX_TURNS": "budgets.max_turns",
     "ASTRAFORGE_MAX_COST_USD": "budgets.max_cost_usd",
@@ -65,7 +69,14 @@ ENV_FIELDS: dict[str, str] = {
     "ASTRAFORGE_CI_FIX_DEFAULT_BRANCH": "ci_fix.default_branch",
 }
 # Variables holding comma-separated lists.
-LIST_FIELDS = {"model.allowed", "context.personal_data", "sandbox.include", "ci_fix.workflows"}
+LIST_FIELDS = {
+    "model.allowed",
+    "context.personal_data",
+    "sandbox.include",
+    "sandbox.allow",
+    "sandbox.allow_private",
+    "ci_fix.workflows",
+}
 
 _SETTINGS = f"a settings file named by {SETTINGS_FILE_ENV}"
 # Keys a repository's own file may not set, and where the workflow side sets them instead.
@@ -74,6 +85,7 @@ TRUSTED: dict[str, str] = {
     "model.api": "ASTRAFORGE_MODEL_API",
     "model.api_version": "ASTRAFORGE_MODEL_API_VERSION",
     "model.api_key_env": "ASTRAFORGE_MODEL_API_KEY_ENV",
+    "model.responses": "ASTRAFORGE_MODEL_RESPONSES",
     "model.extra_headers": _SETTINGS,
     "model.prices": _SETTINGS,
     "model.allowed": "the action input allowed_models, or ASTRAFORGE_ALLOWED_MODELS",
@@ -82,6 +94,9 @@ TRUSTED: dict[str, str] = {
     "context.personal_data": "ASTRAFORGE_PERSONAL_DATA",
     "engine": "the action input engine, or ASTRAFORGE_ENGINE",
     "sandbox.include": "ASTRAFORGE_SANDBOX_INCLUDE",
+    "sandbox.network": "the action input network, --network, or ASTRAFORGE_NETWORK",
+    "sandbox.allow": "the action input allow, --allow, or ASTRAFORGE_ALLOW",
+    "sandbox.allow_private": "--allow-private, or ASTRAFORGE_ALLOW_PRIVATE",
     "base_policy": "ASTRAFORGE_POLICY_FILE",
     "on_unverified": "the action input on_unverified, or ASTRAFORGE_ON_UNVERIFIED",
     "follow_up.any_pr": "ASTRAFORGE_FOLLOW_UP_ANY_PR",
@@ -320,6 +335,7 @@ def load_policy(repo: Path | None, config: Config, env: Mapping[str, str]) -> Po
     from astraforge import policy
 
     base = policy.load_file(Path(config.base_policy)) if config.base_policy else policy.default()
+    base = policy.with_network(base, config.sandbox.network, config.sandbox.allow)
     commit = git.trusted_commit(repo, env) if repo is not None else None
     if not config.policy:
         return _with_ci_includes(repo, commit, base)

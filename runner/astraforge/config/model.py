@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from astraforge.events.commands import CommandSyntax
 from astraforge.sandbox.config import BwrapConfig, DockerConfig, SandboxSpec
@@ -86,8 +86,10 @@ class ModelConfig(_Section):
         description="model name as the API knows it (the deployment name on Azure); "
         "`replay:FILE` replays a recorded trajectory",
     )
-    api: Literal["openai", "azure"] = Field(
-        default="openai", description="`azure` for Azure OpenAI; `openai` for every other API"
+    api: Literal["openai", "azure", "anthropic"] = Field(
+        default="openai",
+        description="`azure` for Azure OpenAI, `anthropic` for Anthropic's Messages API; "
+        "`openai` for every other API",
     )
     base_url: str | None = Field(
         default=None,
@@ -95,6 +97,11 @@ class ModelConfig(_Section):
         "or OPENAI_BASE_URL",
     )
     api_version: str = Field(default="2024-10-21", description="Azure OpenAI API version")
+    responses: bool | None = Field(
+        default=None,
+        description="the upstream serves OpenAI's Responses API itself (default: OpenAI's own "
+        "API and Azure); otherwise the gateway translates Responses calls (trusted)",
+    )
     api_key_env: str = Field(
         default="OPENAI_API_KEY", description="name of the environment variable holding the API key"
     )
@@ -140,6 +147,28 @@ class SandboxSettings(_Section):
         description="untracked paths of the checkout also copied into the sandbox (trusted; "
         "ASTRAFORGE_SANDBOX_INCLUDE); only files git tracks are copied otherwise",
     )
+    network: Literal["none", "setup-only", "allowlist"] | None = Field(
+        default=None,
+        description="the sandbox's network, over the trusted policy's (trusted; "
+        "ASTRAFORGE_NETWORK): `allowlist` lets HTTP(S) out through the gateway to `allow` only",
+    )
+    allow: list[str] = Field(
+        default_factory=list,
+        description="hosts the gateway's proxy lets the sandbox reach: host, host:port, "
+        "*.domain (trusted; ASTRAFORGE_ALLOW); a repository's policy may only narrow it",
+    )
+    allow_private: list[str] = Field(
+        default_factory=list,
+        description="loopback or private addresses an allowed name may resolve to (trusted; "
+        "ASTRAFORGE_ALLOW_PRIVATE); refused otherwise",
+    )
+
+    @field_validator("allow")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        from astraforge.gateway.allow import hosts
+
+        return hosts(value)
 
     def spec(
         self, limits: SandboxPolicy | None = None, exclude: list[str] | None = None

@@ -46,6 +46,7 @@ __all__ = [
     "permission_needed",
     "read_check",
     "tighten",
+    "with_network",
 ]
 
 
@@ -141,3 +142,15 @@ def capped_budgets(budgets: Budgets, policy: Policy) -> Budgets:
         max_cost_usd=min(budgets.max_cost_usd, caps.max_cost_usd),
         timeout_minutes=min(budgets.timeout_minutes, caps.timeout_minutes),
     )
+
+
+def with_network(policy: Policy, network: str | None, allow: list[str]) -> Policy:
+    """The trusted policy with the network the trusted settings give (the action's inputs,
+    flags, environment); the allow list they name is added to the policy's own."""
+    if network is None and not allow:
+        return policy
+    update: dict[str, object] = {"allow": [*policy.sandbox.allow, *allow]}
+    if network is not None:
+        update["network"] = network
+    sandbox = type(policy.sandbox).model_validate(policy.sandbox.model_dump() | update)
+    return policy.model_copy(update={"sandbox": sandbox})

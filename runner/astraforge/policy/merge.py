@@ -18,7 +18,6 @@ from astraforge.policy.model import Policy
 # Ordered from the loosest to the strictest.
 ORDERS = {
     "permission": ("write", "maintain", "admin"),
-    "network": ("setup-only", "none"),
 }
 UNION = {"protected", "lockfiles", "read_denied", "denied_users", "deny", "plugins"}
 OR_FLAGS = {"protect_lockfiles", "scan"}  # turning them on tightens
@@ -36,8 +35,30 @@ class _Merge:
         self.refused: list[str] = []
 
     def field(self, name: str, field: str, base: Any, own: Any) -> Any:
+        if name == "sandbox.network":
+            return self._network(name, base, own)
+        if name == "sandbox.allow":
+            return self._hosts(name, base, own)
         rule = self._rule(field)
         return rule(name, base, own)
+
+    def _network(self, name: str, base: str, own: str) -> str:
+        """`none` is always stricter; setup-only and allowlist loosen different things, so a
+        repository may not trade one for the other."""
+        if own in (base, "none"):
+            return own
+        self.refused.append(f"{name} {own!r} is looser than the trusted {base!r}")
+        return base
+
+    def _hosts(self, name: str, base: list[str], own: list[str]) -> list[str]:
+        """The repository's entries that the trusted list already allows."""
+        from astraforge.gateway.allow import narrow, parse_all
+
+        kept = [str(e) for e in narrow(parse_all(base), parse_all(own))]
+        wider = [entry for entry in own if entry not in kept]
+        if wider:
+            self.refused.append(f"{name} would add {', '.join(repr(e) for e in wider)}")
+        return kept
 
     def _rule(self, field: str) -> Callable[[str, Any, Any], Any]:
         if field in ORDERS:

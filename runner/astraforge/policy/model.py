@@ -65,11 +65,26 @@ class TriggerPolicy(_Section):
 class SandboxPolicy(_Section):
     """Limits of the sandbox every agent command runs in."""
 
-    network: Literal["none", "setup-only"] = Field(
-        default="none", description="`setup-only`: network for setup commands, never the agent"
+    network: Literal["none", "setup-only", "allowlist"] = Field(
+        default="none",
+        description="`setup-only`: network for setup commands, never the agent; `allowlist`: "
+        "HTTP(S) through the gateway's proxy to the hosts in `allow` only, for the whole run",
+    )
+    allow: list[str] = Field(
+        default_factory=list,
+        description="with `allowlist`: host, host:port or *.domain entries; a repository's "
+        "policy may only narrow the trusted list",
     )
     cpus: float = Field(default=2.0, gt=0)
     memory_mb: int = Field(default=2048, ge=64)
+
+    @field_validator("allow")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        from astraforge.gateway.allow import hosts
+
+        return hosts(value)
+
     pids: int = Field(default=512, ge=16)
     disk_mb: int = Field(default=4096, ge=16, description="size cap of the workspace")
     command_timeout_seconds: float = Field(default=600.0, gt=0)

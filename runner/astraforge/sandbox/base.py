@@ -16,15 +16,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from astraforge.errors import SandboxError
 from astraforge.progress import Progress
 from astraforge.sandbox.config import WORKSPACE, BwrapConfig, DockerConfig
 from astraforge.sandbox.copyin import Prefetch, starting_files
+from astraforge.sandbox.paths import confine, raise_for
 from astraforge.sandbox.session import ShellSession
 from astraforge.sandbox.shadow import JUNK_DIRS, Changes, Shadow
 from astraforge.sandbox.tree import EXECUTABLE, SYMLINK, Entry, Source, read_tar
+
+if TYPE_CHECKING:
+    from astraforge.sandbox.door import Channel, Door
 
 SandboxConfig = DockerConfig | BwrapConfig
 MAX_FILE = 32 * 1024 * 1024  # bytes of one file read through the session
@@ -58,30 +62,6 @@ class _Stat:
     mtime: str
     ctime: str
     mode: int  # st_mode
-
-
-def confine(path: str) -> list[str]:
-    """The parts of a path inside the sandbox's workspace, resolved lexically.
-
-    Relative paths are taken from the workspace; absolute ones must lie under it; ``..``
-    may not leave it.
-    """
-    text = path[len(WORKSPACE) + 1 :] if path.startswith(WORKSPACE + "/") else path
-    if text == WORKSPACE:
-        text = ""
-    if text.startswith("/"):
-        raise PermissionError(f"{path} is outside the workspace")
-    parts: list[str] = []
-    for part in text.split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if not parts:
-                raise PermissionError(f"{path} is outside the workspace")
-            parts.pop()
-        else:
-            parts.append(part)
-    return parts
 
 
 # The listing a change set is computed from: every non-directory outside .git and build
@@ -122,6 +102,8 @@ class Sandbox(ABC):
         self._start_error: BaseException | None = None
         self.commit: str | None = None  # the commit to start from (default: the checkout's)
         self.objects: Path | None = None  # a git object store holding it (default: checkout's)
+        self.door: Door | None = None  # the gateway, reached from inside on loopback
+        self._door: Channel | None = None
 
     # -- what a backend provides ------------------------------------------------------------
     start_in_thread = True  # False when the sandbox's process dies with its thread
@@ -142,6 +124,32 @@ class Sandbox(ABC):
     def _oom_since(self, since: float) -> bool:
         """Whether the sandbox hit its memory limit since ``since`` (time.time())."""
         return False
+
+    def _door_channel(self, binary: Path, args: list[str]) -> Channel | None:
+        """Start the gateway's forwarder in the sandbox's network namespace; None while
+        that namespace is not yet the sandbox's own (bubblewrap's setup on the host
+        network)."""
+        raise SandboxError(f"the {self.config.type} backend cannot reach the gateway")
+
+    def environment(self) -> dict[str, str]:
+        """The sandbox's environment: the config's, plus the gateway's variables."""
+        return self.config.environment(self.door.environment() if self.door else None)
+
+    def _open_door(self) -> None:
+        """Join the gateway to the sandbox once its network namespace is its own."""
+        if self.door is None or self._door is not None:
+            return
+        from astraforge.gateway import forwarder
+
+        channel = self._door_channel(forwarder.binary(), self.door.forwarder_args())
+        if channel is not None:
+            self._door = channel
+            self.door.attach(channel)
+
+    def _close_door(self) -> None:
+        if self._door is not None:
+            self._door.close()
+            self._door = None
 
     # -- lifecycle --------------------------------------------------------------------------
     def __enter__(self) -> Self:
@@ -201,12 +209,14 @@ class Sandbox(ABC):
                 prefetch.close()
             if source.commit is None:
                 shadow.seal()
+            self._open_door()
         except BaseException:
             self.stop()
             raise
 
     def stop(self) -> None:
         self._join_starter()
+        self._close_door()
         self._teardown()
         self._session = None
         if self._shadow is not None:
@@ -241,6 +251,7 @@ class Sandbox(ABC):
         """Run one agent-phase command: the sandbox goes offline first if setup had network."""
         self._live()
         self._go_offline()
+        self._open_door()
         return self._exec(cmd, timeout or self.config.command_timeout, env)
 
     def setup(self, commands: list[str]) -> list[ExecResult]:
@@ -266,7 +277,7 @@ class Sandbox(ABC):
             f'__af_real {shlex.quote(target)} {shlex.quote(path)} && printf %s "$__af_r"',
             FILE_TIMEOUT,
         )
-        _raise_for(raw.exit_code, raw.stderr, path)
+        raise_for(raw.exit_code, raw.stderr, path)
         real = raw.data.decode("utf-8", "surrogateescape")
         return "" if real == WORKSPACE else real[len(WORKSPACE) + 1 :]
 
@@ -277,7 +288,7 @@ class Sandbox(ABC):
         raw = self._live().call(
             f"__af_read {shlex.quote(target)} {shlex.quote(path)}", FILE_TIMEOUT, limit=MAX_FILE
         )
-        _raise_for(raw.exit_code, raw.stderr, path)
+        raise_for(raw.exit_code, raw.stderr, path)
         if raw.truncated:
             raise OSError(f"{path} is larger than {MAX_FILE // 2**20} MiB")
         return raw.data
@@ -293,7 +304,7 @@ class Sandbox(ABC):
             f"{encoded}__AF_B64__",
             FILE_TIMEOUT,
         )
-        _raise_for(raw.exit_code, raw.stderr, path)
+        raise_for(raw.exit_code, raw.stderr, path)
 
     def list_files(self) -> list[str]:
         """Every file and symlink in the workspace, outside .git and build leftovers."""
@@ -362,16 +373,3 @@ class Sandbox(ABC):
                 "the change may be too large, or the image lacks tar",
             )
         return read_tar(raw.data)
-
-
-def _raise_for(code: int, stderr: str, path: str) -> None:
-    message = stderr.strip().splitlines()[-1] if stderr.strip() else f"{path}: error {code}"
-    if code == 0:
-        return
-    if code == 2:
-        raise FileNotFoundError(2, message, path)
-    if code == 3:
-        raise PermissionError(message)
-    if code == 4:
-        raise OSError(message)
-    raise OSError(message)

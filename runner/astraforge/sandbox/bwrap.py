@@ -29,6 +29,7 @@ from astraforge.errors import SandboxError
 from astraforge.progress import Progress
 from astraforge.sandbox.base import ExecResult, Sandbox
 from astraforge.sandbox.config import HOME, SANDBOX_UID, TMP, WORKSPACE, BwrapConfig
+from astraforge.sandbox.door import Channel, nsenter
 from astraforge.sandbox.session import STDERR, STDOUT, ShellSession
 from astraforge.sandbox.tree import tar_stream
 
@@ -220,6 +221,16 @@ class BwrapSandbox(Sandbox):
                 self._proc.wait(timeout=10)
             self._proc = None
 
+    def _door_channel(self, binary: Path, args: list[str]) -> Channel | None:
+        """``nsenter`` into the sandbox's network namespace only, once it is its own."""
+        if self._online or self._child is None or self._root is None:
+            return None
+        local = self._root / "astraforge-forward"  # readable by the unprivileged uid
+        if not local.exists():
+            shutil.copyfile(binary, local)
+            os.chmod(local, 0o755)  # noqa: S103 - the forwarder's uid runs it
+        return nsenter(self._child, local, args, self._as_root)
+
     def _go_offline(self) -> None:
         if not self._online:
             return
@@ -300,7 +311,7 @@ class BwrapSandbox(Sandbox):
             WORKSPACE,
             "--clearenv",
         ]
-        for key, value in cfg.environment().items():
+        for key, value in self.environment().items():
             args += ["--setenv", key, value]
         return [*limits, *drop, *args, "/bin/sh"]
 

@@ -26,6 +26,7 @@ from astraforge.sandbox.base import Sandbox
 from astraforge.sandbox.config import SANDBOX_UID, WORKSPACE, DockerConfig
 from astraforge.sandbox.copyin import take
 from astraforge.sandbox.daemon import LABEL, client
+from astraforge.sandbox.door import Channel, Sidecar, recv_exact
 from astraforge.sandbox.hardening import host_config, verify
 from astraforge.sandbox.session import ShellSession
 
@@ -55,13 +56,15 @@ class DockerSandbox(Sandbox):
         self._sock: Any = None
         self._send_lock = threading.Lock()
         self._online = config.setup_network
+        self._labels: dict[str, str] = {}
+        self._sidecar: Sidecar | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
     def _launch(self, files: Iterable[bytes]) -> tuple[ShellSession, int]:
         import docker.errors
 
         self._docker = client(self.config)
-        labels = {
+        labels = self._labels = {
             LABEL: "1",
             f"{LABEL}.run": self.run_id,
             f"{LABEL}.host": socket.gethostname(),
@@ -89,13 +92,18 @@ class DockerSandbox(Sandbox):
             ["/bin/sh"],
             name=self.name,
             labels=labels,
-            environment=self.config.environment(),
+            environment=self.environment(),
             working_dir=WORKSPACE,
             stdin_open=True,
             tty=False,
             detach=True,
             **host_config(self.config, self._volume.name),
         )
+        if self.door is not None:  # the gateway's sidecar is made while the sandbox starts
+            from astraforge.gateway import forwarder
+
+            args = self.door.forwarder_args()
+            self._sidecar = self._prepare_sidecar(forwarder.binary(), args)
         problems = verify(self._container.attrs, self.config, self._volume.name)
         if problems:
             raise SandboxError(
@@ -234,7 +242,7 @@ class DockerSandbox(Sandbox):
         sock = self._sock
         try:
             while True:
-                header = _recv_exact(sock, 8)
+                header = recv_exact(sock, 8)
                 if header is None:
                     break
                 stream, size = header[0], struct.unpack(">I", header[4:])[0]
@@ -251,6 +259,9 @@ class DockerSandbox(Sandbox):
             session.close()
 
     def _teardown(self) -> None:
+        if self._sidecar is not None:
+            self._sidecar.remove()
+            self._sidecar = None
         if self._sock is not None:
             with contextlib.suppress(OSError):
                 self._sock.close()
@@ -265,6 +276,17 @@ class DockerSandbox(Sandbox):
             self._volume = None
 
     # -- the protocol -----------------------------------------------------------------------
+    def _door_channel(self, binary: Path, args: list[str]) -> Channel:
+        """A sidecar sharing the container's network namespace (works with remote daemons:
+        everything goes through the Engine API), prepared while the sandbox started."""
+        if self._sidecar is None:
+            self._sidecar = self._prepare_sidecar(binary, args)
+        return self._sidecar.channel()
+
+    def _prepare_sidecar(self, binary: Path, args: list[str]) -> Sidecar:
+        image, labels = self.config.image, self._labels
+        return Sidecar(self._docker, self._container, image, binary, args, labels)
+
     def _go_offline(self) -> None:
         """Disconnect every network; the agent phase runs with loopback only."""
         if not self._online:
@@ -302,9 +324,9 @@ class _Frames:
 
     def _read(self, sock: Any) -> None:
         try:
-            while (header := _recv_exact(sock, 8)) is not None:
+            while (header := recv_exact(sock, 8)) is not None:
                 size = struct.unpack(">I", header[4:])[0]
-                data = _recv_exact(sock, size) or b""
+                data = recv_exact(sock, size) or b""
                 self._parts.setdefault(header[0], []).append(data)
                 if header[0] == 1:
                     self._first.set()
@@ -325,13 +347,3 @@ class _Frames:
             b"".join(self._parts[1]).decode(errors="replace"),
             b"".join(self._parts[2]).decode(errors="replace"),
         )
-
-
-def _recv_exact(sock: socket.socket, size: int) -> bytes | None:
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            return None
-        data += chunk
-    return data

@@ -1,0 +1,76 @@
+"""The gateway of an agent run: its upstream from the trusted model settings, its network
+from the policy, its calls into the trajectory and its progress lines into the CI log."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from astraforge.agent.loop import Budget
+from astraforge.agent.model import OPENAI_URL, REPLAY_PREFIX
+from astraforge.agent.trajectory import Trajectory
+from astraforge.config import Config, ModelConfig
+from astraforge.gateway.allow import AllowList
+from astraforge.gateway.endpoint import Call
+from astraforge.gateway.service import Gateway, Network
+from astraforge.gateway.upstream import ANTHROPIC_URL, Upstream
+from astraforge.policy.model import Policy
+from astraforge.progress import Progress
+
+
+def upstream_of(model: ModelConfig, env: Mapping[str, str]) -> Upstream | None:
+    """The upstream the trusted model settings name, with its key; None without a model
+    (a replayed run, or no key and no local server)."""
+    if model.name.startswith(REPLAY_PREFIX):
+        return None
+    key = env.get(model.api_key_env, "").strip()
+    default = ANTHROPIC_URL if model.api == "anthropic" else OPENAI_URL
+    base = model.base_url or (None if model.api == "azure" else default)
+    if base is None or (not key and not model.base_url):
+        return None
+    if key:
+        from astraforge import credentials
+
+        held = credentials.for_run(env, model=(model.base_url, model.api_key_env))
+        held.check(base, key)  # the key goes only to the host it belongs to
+    responses = model.responses if model.responses is not None else base == OPENAI_URL
+    return Upstream(
+        api=model.api,
+        base_url=base,
+        key=key or "unused",
+        model=model.name,
+        api_version=model.api_version,
+        responses=responses or model.api == "azure",
+        headers=dict(model.extra_headers),
+        timeout=model.timeout_seconds,
+    )
+
+
+def open_gateway(
+    config: Config,
+    rules: Policy,
+    env: Mapping[str, str],
+    budget: Budget,
+    trajectory: Trajectory,
+    progress: Progress,
+) -> Gateway:
+    """Start the run's gateway; every call it serves goes into the trajectory."""
+    network: Network = rules.sandbox.network
+    allow = AllowList.of(rules.sandbox.allow, config.sandbox.allow_private)
+
+    def on_call(call: Call) -> None:
+        trajectory.write("gateway", **call.to_json())
+        progress.say(
+            f"gateway: {call.protocol} call {call.status}, "
+            f"{call.prompt_tokens}+{call.completion_tokens} tokens in {call.seconds:.1f}s"
+        )
+
+    gateway = Gateway(
+        upstream_of(config.model, env),
+        budget,
+        network=network,
+        allow=allow,
+        log=progress.say,
+        on_call=on_call,
+    )
+    gateway.start()
+    return gateway
