@@ -6,6 +6,7 @@ import copy
 import hashlib
 import hmac
 import http.client
+import itertools
 import json
 import os
 import subprocess
@@ -51,25 +52,25 @@ def env() -> dict[str, str]:
 
 
 class RelayProcess:
-    def __init__(self, config: Path, log: Path) -> None:
+    def __init__(
+        self, config: Path, log: Path, workers: int | None = None, script: Path | None = None
+    ) -> None:
         self.config, self.log_path = config, log
+        self.workers = workers
+        self.script = script  # another server taking --config and --workers (a benchmark's)
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
 
     def start(self) -> RelayProcess:
         self._log = self.log_path.open("ab")
+        command = (
+            [str(self.script)]
+            if self.script
+            else ["-m", "astraforge", "relay", "serve", "--port", "0"]
+        )
+        workers = ["--workers", str(self.workers)] if self.workers else []
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "astraforge",
-                "relay",
-                "serve",
-                "--config",
-                str(self.config),
-                "--port",
-                "0",
-            ],
+            [sys.executable, *command, "--config", str(self.config), *workers],
             stderr=subprocess.PIPE,
             env=env(),
         )
@@ -168,10 +169,32 @@ def get(port: int, path: str) -> tuple[int, str]:
     return response.status, text
 
 
-def alert_for_issue(template: dict[str, Any], issue: int) -> bytes:
-    """The event_alert fixture, as if raised by Sentry issue ``issue``."""
-    payload = copy.deepcopy(template)
+_EVENTS = itertools.count()
+
+
+def fresh(payload: dict[str, Any], age: float = 0) -> dict[str, Any]:
+    """A copy of a Sentry webhook whose signed body says its event happened ``age`` seconds
+    ago (the fixtures are years old; the relay takes the event's time from the body)."""
+    payload = copy.deepcopy(payload)
+    now = time.time() - age
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(now))
+    data = payload.get("data") or {}
+    for name in ("event", "error"):
+        if isinstance(data.get(name), dict):
+            data[name]["timestamp"], data[name]["datetime"] = now, stamp
+    if isinstance(data.get("issue"), dict):
+        data["issue"]["lastSeen"] = stamp
+    if isinstance(data.get("metric_alert"), dict):
+        data["metric_alert"]["date_detected"] = stamp
+    if "timestamp" in data:  # a comment
+        data["timestamp"] = stamp
+    return payload
+
+
+def alert_for_issue(template: dict[str, Any], issue: int, age: float = 0) -> bytes:
+    """The event_alert fixture, as a new event of Sentry issue ``issue`` happening now."""
+    payload = fresh(template, age)
     event = payload["data"]["event"]
     event["issue_id"] = str(10_000 + issue)
-    event["event_id"] = f"{issue:032x}"
+    event["event_id"] = f"{issue:08x}{next(_EVENTS):024x}"
     return json.dumps(payload).encode()

@@ -125,7 +125,7 @@ def test_dedupe_rate_limits_resolved_and_metrics(tmp_path: Path, github: FakeGit
             decisions.append(
                 rh.post(relay.port, "/hooks/sentry", body, rh.sentry_headers(body))[1]["decision"]
             )
-        resolved = load_fixture("sentry/issue.created.json")
+        resolved = rh.fresh(load_fixture("sentry/issue.created.json"))
         resolved["action"] = "resolved"
         resolved["data"]["issue"]["status"] = "resolved"
         body = json.dumps(resolved).encode()

@@ -19,12 +19,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from astraforge.errors import PayloadError
-from astraforge.task import Task
+from astraforge.task import Kind, Source, Task
 
 VERSION = 1
 MARKER = "astraforge"
 MAX_CHARS = 65_535
 DISPATCH_EVENT_TYPE = "astraforge-alert"
+ALERT_SOURCES = (Source.SENTRY, Source.GLITCHTIP)
 
 
 def is_forwarded(payload: object) -> bool:
@@ -102,8 +103,17 @@ def decode(payload: dict[str, Any], path: str = "$") -> Task:
             "upgrade the runner or the relay so that they match",
         )
     try:
-        return Task.model_validate(payload["task"])
+        task = Task.model_validate(payload["task"])
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise PayloadError(f"field {path}.task.{where}: {first['msg']}") from None
+    # The relay forwards alerts only: whatever else the payload says, it never becomes a
+    # person's request, and nobody is named as having asked for it.
+    if task.kind is not Kind.ALERT or task.alert is None or task.source not in ALERT_SOURCES:
+        raise PayloadError(
+            f"field {path}.task: a forwarded payload carries only Sentry or GlitchTip alerts, "
+            f"not a {task.kind.value} from {task.source.value}",
+            "send requests through an issue, a comment or `astraforge run --task`",
+        )
+    return task.model_copy(update={"instruction": None, "requester": None})

@@ -96,7 +96,24 @@ class RelayConfig(_Section):
         "plugin, GlitchTip) put in the path /hooks/<kind>/<secret> or the header "
         "X-AstraForge-Secret",
     )
-    max_timestamp_age_seconds: int = Field(default=300, ge=10)
+    max_timestamp_age_seconds: int = Field(
+        default=300,
+        ge=10,
+        description="events older than this (by the time inside the signed body) are refused; "
+        "every admitted body is remembered at least this long, so none is admitted twice",
+    )
+    read_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="a connection must deliver a request's headers and body within this "
+        "(and an idle keep-alive connection is closed after it)",
+    )
+    max_pending_connections: int = Field(
+        default=256,
+        ge=1,
+        description="connections per worker still waiting for a whole request; more are "
+        "closed at once",
+    )
     dedupe_window_seconds: int = Field(
         default=24 * 3600, ge=1, description="at most one run per Sentry issue in this window"
     )

@@ -1,13 +1,15 @@
 """What the relay does with one webhook, and how it sends what it admitted.
 
 Sentry integration-platform webhooks are verified by ``Sentry-Hook-Signature`` (HMAC-SHA256
-of the raw body with the client secret, compared in constant time) and a fresh
-``Sentry-Hook-Timestamp``; unsigned senders (Sentry's legacy webhook plugin, GlitchTip) must
-present the shared secret in the path or the ``X-AstraForge-Secret`` header. A verified alert
-that would start a run (level, environment, not resolved or ignored) and has a route is
-admitted once per Sentry issue within the dedupe window and the rate limits, and queued as a
-GitHub ``repository_dispatch`` or a GitLab pipeline trigger carrying AstraForge's versioned
-payload.
+of the raw body with the client secret, compared in constant time), a fresh
+``Sentry-Hook-Timestamp`` and, since that header is not signed, a fresh event time inside the
+signed body (:mod:`astraforge.relay.formats`); no body is admitted twice. Unsigned senders
+(Sentry's legacy webhook plugin, GlitchTip) must present the shared secret in the path or the
+``X-AstraForge-Secret`` header. Each route takes only its own source's format, and alerts
+only. A verified alert that would start a run (level, environment, not resolved or ignored)
+and has a route is admitted once per Sentry issue within the dedupe window and the rate
+limits, and queued as a GitHub ``repository_dispatch`` or a GitLab pipeline trigger carrying
+AstraForge's versioned payload.
 """
 
 from __future__ import annotations
@@ -29,12 +31,14 @@ from astraforge.ci.detect import PAYLOAD_VARIABLE
 from astraforge.config import TriggerConfig
 from astraforge.errors import AstraForgeError, PayloadError, UnsupportedEventError
 from astraforge.events import forwarded
+from astraforge.relay import formats
 from astraforge.relay.config import RelayConfig, Route
 from astraforge.relay.state import MAX_ATTEMPTS, Job, Store
-from astraforge.task import Source, Task
+from astraforge.task import Kind, Source, Task
 from astraforge.trigger import decide
 
 KINDS = ("sentry", "sentry-legacy", "glitchtip")
+DEDUPED = "this issue was forwarded within the window"
 MAX_BODY = 5 * 1024 * 1024
 TIMEOUT = 15.0
 Log = Callable[[dict[str, Any]], None]
@@ -105,6 +109,16 @@ class Relay:
                 return Verdict(401, "rejected", problem)
         try:
             payload = events.decode_payload(body, "webhook body")
+            wrong = formats.refusal(kind, payload)
+            if wrong:
+                return Verdict(400, "rejected", f"/hooks/{kind}: {wrong}")
+            if verify and kind == "sentry":
+                stale = self._stale(payload)
+                if stale:
+                    return Verdict(401, "rejected", stale)
+            quick = formats.quick_fingerprint(kind, payload)
+            if quick and self.store.seen(quick, self.config.dedupe_window_seconds):
+                return Verdict(202, "deduplicated", DEDUPED, quick)  # most of a storm
             source = Source.GLITCHTIP if kind == "glitchtip" else Source.SENTRY
             resource = headers.get("sentry-hook-resource")
             task = events.parse(payload, source, event_name=resource)
@@ -112,7 +126,19 @@ class Relay:
             return Verdict(202, "ignored", exc.message)
         except PayloadError as exc:
             return Verdict(400, "rejected", exc.message)
-        return self.admit(task)
+        if task.kind is not Kind.ALERT:
+            reason = f"/hooks/{kind} forwards alerts only, not a {task.kind.value}"
+            return Verdict(400, "rejected", reason, task.fingerprint)
+        return self.admit(task, hashlib.sha256(body).hexdigest())
+
+    def _stale(self, payload: dict[str, Any]) -> str | None:
+        """Why a signed Sentry body is too old to act on, by the time inside it."""
+        when = formats.event_time(payload)
+        if when is None:
+            return "the signed body holds no event time"
+        if time.time() - when > self.config.max_timestamp_age_seconds:
+            return "stale event: older than max_timestamp_age_seconds by its own signed time"
+        return None
 
     def _authenticate(
         self, kind: str, rest: list[str], headers: dict[str, str], body: bytes
@@ -136,7 +162,9 @@ class Relay:
             return "missing or wrong shared secret (path /hooks/<kind>/<secret> or header)"
         return None
 
-    def admit(self, task: Task) -> Verdict:
+    def admit(self, task: Task, digest: str | None = None) -> Verdict:
+        """Forward an alert once per issue within the window and the limits; a body (by
+        ``digest``) is never admitted twice."""
         if task.alert is None:
             return Verdict(202, "ignored", f"{task.event} is not an alert")
         trigger = TriggerConfig(
@@ -151,13 +179,9 @@ class Relay:
             return Verdict(202, "ignored", f"no route for {where}", task.fingerprint)
         window = self.config.dedupe_window_seconds
         if self.store.seen(task.fingerprint, window):
-            return Verdict(
-                202,
-                "deduplicated",
-                "this issue was forwarded within the window",
-                task.fingerprint,
-                route.name,
-            )
+            return Verdict(202, "deduplicated", DEDUPED, task.fingerprint, route.name)
+        if digest and not self.store.first_time(digest, self.config.max_timestamp_age_seconds):
+            return Verdict(409, "rejected", "replayed: this body was already received")
         payload = forwarded.encode(task)
         admission = self.store.admit(
             task.fingerprint,
@@ -168,13 +192,7 @@ class Relay:
             global_limit=self.config.max_per_hour,
         )
         if admission == "deduplicated":
-            return Verdict(
-                202,
-                "deduplicated",
-                "this issue was forwarded within the window",
-                task.fingerprint,
-                route.name,
-            )
+            return Verdict(202, "deduplicated", DEDUPED, task.fingerprint, route.name)
         if admission == "rate_limited":
             return Verdict(
                 202, "rate_limited", "the hourly limit is reached", task.fingerprint, route.name

@@ -9,6 +9,7 @@ by default; Redis for several relay instances behind a load balancer.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -61,6 +62,10 @@ class Store(Protocol):
 
     def recovered(self) -> int: ...
 
+    def first_time(self, digest: str, ttl: float) -> bool:
+        """Remember ``digest`` for ``ttl`` seconds; whether it was new."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -76,6 +81,8 @@ class SQLiteStore:
             """
             PRAGMA journal_mode=WAL;
             CREATE TABLE IF NOT EXISTS claims (fingerprint TEXT PRIMARY KEY, at REAL NOT NULL);
+            CREATE TABLE IF NOT EXISTS bodies (digest TEXT PRIMARY KEY, until REAL NOT NULL);
+            CREATE INDEX IF NOT EXISTS bodies_until ON bodies (until);
             CREATE TABLE IF NOT EXISTS outbox (
                 id INTEGER PRIMARY KEY AUTOINCREMENT, fingerprint TEXT NOT NULL,
                 route TEXT NOT NULL, payload TEXT NOT NULL, created REAL NOT NULL,
@@ -105,6 +112,24 @@ class SQLiteStore:
 
     def recovered(self) -> int:
         return self._recovered
+
+    def first_time(self, digest: str, ttl: float) -> bool:
+        now = time.time()
+        db = self._db()
+        with contextlib.closing(db.cursor()) as cursor:
+            cursor.execute("BEGIN IMMEDIATE")
+            try:
+                cursor.execute("DELETE FROM bodies WHERE until < ?", (now,))
+                cursor.execute(
+                    "INSERT OR IGNORE INTO bodies (digest, until) VALUES (?, ?)",
+                    (digest, now + ttl),
+                )
+                new = cursor.rowcount == 1
+                cursor.execute("COMMIT")
+            except BaseException:
+                cursor.execute("ROLLBACK")
+                raise
+        return new
 
     def seen(self, fingerprint: str, window: float) -> bool:
         """A cheap read before the atomic admit: most of a storm is repeats."""
@@ -242,6 +267,10 @@ class RedisStore:
 
     def recovered(self) -> int:
         return 0
+
+    def first_time(self, digest: str, ttl: float) -> bool:
+        key = f"astraforge:body:{digest}"
+        return bool(self._redis.set(key, 1, nx=True, ex=max(1, int(ttl) + 1)))
 
     def seen(self, fingerprint: str, window: float) -> bool:
         return bool(self._redis.exists(f"astraforge:claim:{fingerprint}"))
