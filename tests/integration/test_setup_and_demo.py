@@ -78,12 +78,16 @@ def test_doctor_all_green_against_reachable_services(tmp_path: Path) -> None:
 
 
 def test_demo_runs_the_whole_flow_offline(tmp_path: Path) -> None:
+    # A replayed model and no allow list: the gateway would serve nothing, so the demo needs
+    # no forwarder (one that cannot be found would fail the run if it were asked for).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI")}
+    env["ASTRAFORGE_FORWARDER"] = str(tmp_path / "no-forwarder")
     result = subprocess.run(
         [sys.executable, "-m", "astraforge", "demo", "--dir", str(tmp_path / "demo")],
         capture_output=True,
         text=True,
         check=False,
-        env={k: v for k, v in os.environ.items() if not k.startswith("OPENAI")},
+        env=env,
     )
     assert result.returncode == 0, result.stderr
     assert "model: a REPLAY of recorded replies" in result.stderr

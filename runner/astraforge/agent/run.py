@@ -124,7 +124,8 @@ def run_agent(
         from astraforge.gateway.run import open_gateway
 
         gateway = open_gateway(config, rules, env, budget, trajectory, progress)
-        stack.callback(gateway.stop)
+        if gateway is not None:
+            stack.callback(gateway.stop)
         sandbox = open_sandbox(spec, repo, run_id=run_id, progress=progress)
         sandbox.door = gateway
         if start is not None:

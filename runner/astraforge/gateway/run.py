@@ -52,10 +52,14 @@ def open_gateway(
     budget: Budget,
     trajectory: Trajectory,
     progress: Progress,
-) -> Gateway:
-    """Start the run's gateway; every call it serves goes into the trajectory."""
+) -> Gateway | None:
+    """Start the run's gateway; every call it serves goes into the trajectory. None when
+    it would serve nothing: no model to reach (a replayed run) and no allow list."""
     network: Network = rules.sandbox.network
     allow = AllowList.of(rules.sandbox.allow, config.sandbox.allow_private)
+    upstream = upstream_of(config.model, env)
+    if upstream is None and network != "allowlist":
+        return None
 
     def on_call(call: Call) -> None:
         trajectory.write("gateway", **call.to_json())
@@ -65,7 +69,7 @@ def open_gateway(
         )
 
     gateway = Gateway(
-        upstream_of(config.model, env),
+        upstream,
         budget,
         network=network,
         allow=allow,
