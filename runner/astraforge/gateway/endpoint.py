@@ -287,13 +287,15 @@ class ModelEndpoint:
         async for chunk in chunks:
             seen += chunk
             await out.write(self._clean_bytes(chunk))
-        await out.write_eof()
         assert self.upstream is not None
         translated = not self.upstream.native(protocol)
         text = bytes(seen[:RECORD_LIMIT]).decode("utf-8", "replace")
+        # Recorded (and metered) before the stream ends: a caller that has read the whole
+        # reply finds its call counted.
         self._record(
             protocol, body, True, translated, started, status, usage.events(bytes(seen)), text
         )
+        await out.write_eof()
         return out
 
     def _record(
