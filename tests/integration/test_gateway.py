@@ -333,3 +333,41 @@ def test_the_report_lists_the_connections_the_agents_commands_made(
         (other, "denied"),
     ]
     assert page.network[0]["bytes"] > 0
+
+
+def test_a_run_whose_commands_called_the_model_replays_offline(tmp_path: Path) -> None:
+    """The agent's command asked the model through the gateway; with replay:FILE the same
+    run answers from the trajectory, the built-in agent and the gateway alike, offline."""
+    from tests.integration.test_agent import LLM_KEY, config, make_buggy_repo
+
+    from astraforge.agent.run import run_agent
+    from astraforge.config import Config
+    from astraforge.events import manual
+
+    script = [
+        reply(call("shell", command=GATEWAY_CALL)),
+        reply(content="from inside"),
+        reply(call("finish", summary="asked the model from a command")),
+    ]
+    task = manual.parse({"request": "ask"})
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    with ScriptedLLM(script) as llm:
+        first = run_agent(
+            task,
+            config(llm, "bwrap"),
+            make_buggy_repo(tmp_path / "a"),
+            tmp_path / "one",
+            env={"OPENAI_API_KEY": LLM_KEY},
+        )
+    recorded = tmp_path / "one" / "trajectory.jsonl"
+    offline = Config.model_validate(
+        {"model": {"name": f"replay:{recorded}"}, "sandbox": {"backend": "bwrap"}}
+    )
+    second = run_agent(task, offline, make_buggy_repo(tmp_path / "b"), tmp_path / "two", env={})
+    assert first.outcome.status == second.outcome.status
+    assert second.outcome.summary == "asked the model from a command"
+    events = [json.loads(line) for line in (tmp_path / "two" / "trajectory.jsonl").open()]
+    tool = next(e for e in events if e["type"] == "tool")
+    assert "from inside" in json.dumps(tool)
+    assert [e["protocol"] for e in events if e["type"] == "gateway"] == ["chat"]

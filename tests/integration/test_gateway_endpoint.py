@@ -7,6 +7,7 @@ import http.client
 import json
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -242,3 +243,35 @@ def test_chat_completions_are_translated_to_an_anthropic_upstream(
     (record,) = claude.calls
     assert record.translated
     assert record.prompt_tokens == 321
+
+
+def test_recorded_calls_replay_offline_stream_and_not(tmp_path: Path) -> None:
+    from astraforge.agent.trajectory import Trajectory
+    from astraforge.gateway.replay import ReplayBook
+    from astraforge.redact import Redactor
+
+    trajectory = Trajectory(tmp_path / "trajectory.jsonl", Redactor([CANARY]))
+    trajectory.write("start", run_id="r")
+    chat = {"model": "m", "messages": [{"role": "user", "content": "fix"}]}
+    with ScriptedLLM([], then=reply(call("read_file", path="a.py"))) as llm:
+        upstream = Upstream("openai", llm.url, CANARY, "m")
+        record = Budget(Budgets(), None)
+        with Gateway(
+            upstream, record, on_call=lambda c: trajectory.write("gateway", **c.to_json())
+        ) as gateway:
+            auth = {"Authorization": f"Bearer {gateway.token}"}
+            first = post(gateway, "/v1/chat/completions", chat, auth)
+            streamed = post(gateway, "/v1/chat/completions", {**chat, "stream": True}, auth)
+    trajectory.close()
+    book = ReplayBook(tmp_path / "trajectory.jsonl")
+    with Gateway(None, Budget(Budgets(), None), replay=book) as replaying:  # no upstream at all
+        auth = {"Authorization": f"Bearer {replaying.token}"}
+        again = post(replaying, "/v1/chat/completions", chat, auth)
+        mismatch = post(replaying, "/v1/responses", {"model": "m", "input": "x"}, auth)
+        stream_again = post(replaying, "/v1/chat/completions", {**chat, "stream": True}, auth)
+        spent = replaying.meter.budget.total_tokens
+    assert json.loads(again[1]) == json.loads(first[1])
+    assert stream_again == streamed
+    assert mismatch[0] == 409
+    assert b"no more responses calls" in mismatch[1]
+    assert spent == record.total_tokens  # the replayed usage counts as before

@@ -58,14 +58,15 @@ def gateway(
     from astraforge.agent.loop import Budget
     from astraforge.config import load
     from astraforge.gateway.allow import AllowList
-    from astraforge.gateway.run import upstream_of
+    from astraforge.gateway.run import replay_of, upstream_of
     from astraforge.gateway.service import Gateway
 
     if network != "allowlist" and allow:
         raise UsageError("--allow needs --network allowlist", "add --network allowlist")
     config = load(env=os.environ)
     upstream = upstream_of(config.model, os.environ)
-    if upstream is None and network != "allowlist":
+    replay = replay_of(config.model)
+    if upstream is None and replay is None and network != "allowlist":
         return None
     budget = Budget(config.budgets, config.model.price())
     hosts = AllowList.of([*config.sandbox.allow, *allow], [*config.sandbox.allow_private, *private])
@@ -75,6 +76,7 @@ def gateway(
         network="allowlist" if network == "allowlist" else "none",
         allow=hosts,
         log=say,
+        replay=replay,
     )
     served.start()
     stack.callback(lambda: _summary(served))

@@ -20,10 +20,11 @@ from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
 from astraforge.gateway import translate, usage
 from astraforge.gateway.meter import Meter
+from astraforge.gateway.replay import ReplayBook
 from astraforge.gateway.upstream import Upstream
 from astraforge.gateway.usage import CHAT, GEMINI, MESSAGES, RESPONSES
 
-RECORD_LIMIT = 256 * 1024  # bytes of a reply body kept in the record
+RECORD_LIMIT = 4 * 1024 * 1024  # bytes of a reply body kept (enough to replay it)
 BODY_LIMIT = 32 * 1024 * 1024
 
 
@@ -85,8 +86,10 @@ class ModelEndpoint:
         meter: Meter,
         on_call: Callable[[Call], None],
         log: Callable[[str], None],
+        replay: ReplayBook | None = None,
     ) -> None:
         self.upstream = upstream
+        self.replay = replay
         self.token = token
         self.meter = meter
         self.on_call = on_call
@@ -147,7 +150,7 @@ class ModelEndpoint:
             return self._refuse(
                 protocol, 400, "the request body is not a JSON object", "invalid_request_error"
             )
-        if self.upstream is None:
+        if self.upstream is None and self.replay is None:
             return self._refuse(
                 protocol, 403, "AstraForge gateway: no model is configured", "permission_error"
             )
@@ -164,6 +167,9 @@ class ModelEndpoint:
             return self._refuse(protocol, 403, message, "budget_exhausted")
         usage.clamp(protocol, body, admitted)
         started = time.monotonic()
+        if self.replay is not None:
+            return self._replayed(protocol, body, stream, started)
+        assert self.upstream is not None
         native = self.upstream.native(protocol)
         try:
             if native:
@@ -298,6 +304,25 @@ class ModelEndpoint:
         await out.write_eof()
         return out
 
+    def _replayed(
+        self, protocol: str, body: dict[str, Any], stream: bool, started: float
+    ) -> web.Response:
+        """The next answer the replayed run got for a call in this protocol."""
+        assert self.replay is not None
+        found = self.replay.next(protocol, stream)
+        if isinstance(found, str):
+            self.log(f"gateway: replay: {found}")
+            return self._refuse(protocol, 409, f"AstraForge gateway: {found}", "replay_mismatch")
+        if stream:
+            text = str(found.reply)
+            self._record(
+                protocol, body, True, False, started, 200, usage.events(text.encode()), text
+            )
+            return web.Response(text=text, content_type="text/event-stream")
+        objects = [found.reply] if isinstance(found.reply, dict) else []
+        self._record(protocol, body, False, False, started, 200, objects, found.reply)
+        return web.json_response(found.reply)
+
     def _record(
         self,
         protocol: str,
@@ -314,11 +339,10 @@ class ModelEndpoint:
             usage.count(protocol, body, objects) if status < 400 else usage.Counted(0, 0, False)
         )
         cost = self.meter.record(counted)
-        assert self.upstream is not None
         self.on_call(
             Call(
                 protocol=protocol,
-                model=self.upstream.model,
+                model=self.upstream.model if self.upstream else "replay",
                 status=status,
                 stream=stream,
                 prompt_tokens=counted.prompt,

@@ -1,9 +1,11 @@
-"""The gateway of an agent run: its upstream from the trusted model settings, its network
-from the policy, its calls into the trajectory and its progress lines into the CI log."""
+"""The gateway of an agent run: its upstream from the trusted model settings (or the
+recorded calls of ``replay:FILE``), its network from the policy, its calls into the
+trajectory and its progress lines into the CI log."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 from astraforge.agent.loop import Budget
 from astraforge.agent.model import OPENAI_URL, REPLAY_PREFIX
@@ -11,6 +13,7 @@ from astraforge.agent.trajectory import Trajectory
 from astraforge.config import Config, ModelConfig
 from astraforge.gateway.allow import AllowList
 from astraforge.gateway.endpoint import Call
+from astraforge.gateway.replay import ReplayBook
 from astraforge.gateway.service import Gateway, Network
 from astraforge.gateway.upstream import ANTHROPIC_URL, Upstream
 from astraforge.policy.model import Policy
@@ -45,6 +48,14 @@ def upstream_of(model: ModelConfig, env: Mapping[str, str]) -> Upstream | None:
     )
 
 
+def replay_of(model: ModelConfig) -> ReplayBook | None:
+    """The recorded gateway calls ``replay:FILE`` names; None without any."""
+    if not model.name.startswith(REPLAY_PREFIX):
+        return None
+    book = ReplayBook(Path(model.name[len(REPLAY_PREFIX) :]))
+    return book if book else None
+
+
 def open_gateway(
     config: Config,
     rules: Policy,
@@ -58,7 +69,8 @@ def open_gateway(
     network: Network = rules.sandbox.network
     allow = AllowList.of(rules.sandbox.allow, config.sandbox.allow_private)
     upstream = upstream_of(config.model, env)
-    if upstream is None and network != "allowlist":
+    replay = replay_of(config.model)
+    if upstream is None and replay is None and network != "allowlist":
         return None
 
     def on_call(call: Call) -> None:
@@ -75,6 +87,7 @@ def open_gateway(
         allow=allow,
         log=progress.say,
         on_call=on_call,
+        replay=replay,
     )
     gateway.start()
     return gateway

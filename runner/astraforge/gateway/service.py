@@ -23,6 +23,7 @@ from astraforge.gateway.allow import AllowList
 from astraforge.gateway.endpoint import Call, ModelEndpoint
 from astraforge.gateway.meter import Meter
 from astraforge.gateway.proxy import EgressProxy
+from astraforge.gateway.replay import ReplayBook
 from astraforge.gateway.tunnel import Tunnel
 from astraforge.gateway.upstream import Upstream
 from astraforge.sandbox.door import Channel
@@ -46,6 +47,7 @@ class Gateway:
         allow: AllowList | None = None,
         log: Callable[[str], None] = lambda _line: None,
         on_call: Callable[[Call], None] | None = None,
+        replay: ReplayBook | None = None,
     ) -> None:
         self.upstream = upstream
         self.network = network
@@ -55,7 +57,9 @@ class Gateway:
         self.log = log
         self._on_call = on_call
         self.proxy = EgressProxy(allow or AllowList([]), log)
-        self.endpoint = ModelEndpoint(upstream, self.token, self.meter, self._record, log)
+        self.endpoint = ModelEndpoint(
+            upstream, self.token, self.meter, self._record, log, replay=replay
+        )
         self._dir: Path | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
