@@ -11,7 +11,7 @@ if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null
   echo "::error::AstraForge needs Python 3.11 or newer; add actions/setup-python before it"
   exit 2
 fi
-stamp=$(cd "$action_path" && find pyproject.toml action/constraints.txt runner prompts templates \
+stamp=$(cd "$action_path" && find pyproject.toml action/constraints.txt runner prompts \
   policies examples -type f -not -path '*/__pycache__/*' | sort | xargs cat | sha256sum | cut -c1-16)
 if [ -x "$venv/bin/astraforge" ] && [ "$(cat "$venv/.astraforge-stamp" 2>/dev/null)" = "$stamp" ]; then
   echo "AstraForge runner already installed in $venv"

@@ -1,7 +1,9 @@
 """The one way to read files shipped with AstraForge (prompts, templates, policies, examples).
 
 Installed, they live inside the wheel under ``astraforge/_data``; in a source checkout they
-are the top-level folders of the repository. Nothing is ever read from the current
+are the top-level folders of the repository. The Jinja templates (PR body, comments, report)
+are part of the package, in ``astraforge/templates``; the top-level ``templates/`` is the
+GitLab CI/CD component. Nothing is ever read from the current
 directory, which is the user's repository.
 """
 
@@ -21,6 +23,8 @@ SOURCE_FOLDERS = {"workflows": "action/workflows", "gitlab": "gitlab-ci"}
 def _root(kind: str) -> Traversable:
     if kind not in KINDS:
         raise ValueError(f"unknown resource kind {kind!r}")
+    if kind == "templates":  # Jinja templates live inside the package itself
+        return resources.files("astraforge").joinpath("templates")
     packaged = resources.files("astraforge").joinpath("_data", kind)
     if packaged.is_dir():
         return packaged

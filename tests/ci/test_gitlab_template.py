@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 from tests.ci.conftest import FLOOR, ROOT, project_copy, tool
 from tests.ci.test_action import FIX
 from tests.conftest import load_fixture
@@ -20,13 +21,21 @@ API_REQUEST = {
     "ASTRAFORGE_REQUEST": "Return 0 for an empty cart",
     "GITLAB_USER_LOGIN": "root",
 }
+# The component, included the way GitLab's component projects test their own: by this
+# project's path at this commit (gitlab-ci-local reads templates/astraforge.yml from the work
+# tree for such a "local component").
 INCLUDE = """include:
-  - local: gitlab-ci/astraforge.gitlab-ci.yml
+  - component: $CI_SERVER_FQDN/$CI_PROJECT_PATH/astraforge@$CI_COMMIT_SHA
     inputs:
       runner_package: .
       docker_host: unix:///var/run/docker.sock
       services: []
 """
+# What `include: remote:` users get: the same file, by a local include here.
+REMOTE_INCLUDE = INCLUDE.replace(
+    "component: $CI_SERVER_FQDN/$CI_PROJECT_PATH/astraforge@$CI_COMMIT_SHA",
+    "local: gitlab-ci/astraforge.gitlab-ci.yml",
+)
 
 
 def run_pipeline(
@@ -56,9 +65,9 @@ def dotenv(project: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in text.splitlines() if line)
 
 
-def setup(tmp_path: Path) -> tuple[Path, FakeGitLab]:
+def setup(tmp_path: Path, include: str = INCLUDE) -> tuple[Path, FakeGitLab]:
     project = project_copy(
-        tmp_path / "shop", {".gitlab-ci.yml": INCLUDE}, "https://gitlab.example.com/acme/shop.git"
+        tmp_path / "shop", {".gitlab-ci.yml": include}, "https://gitlab.example.com/acme/shop.git"
     )
     server = FakeGitLab(tmp_path / "gl", TOKEN, "acme/shop")
     server.seed(project)
@@ -159,8 +168,9 @@ def test_a_failed_pipeline_webhook_continues_the_merge_request(tmp_path: Path) -
     assert TOKEN not in log
 
 
-def test_plain_request_from_an_api_pipeline(tmp_path: Path) -> None:
-    project, server = setup(tmp_path)
+@pytest.mark.parametrize("include", [INCLUDE, REMOTE_INCLUDE], ids=["component", "remote"])
+def test_plain_request_from_an_api_pipeline(tmp_path: Path, include: str) -> None:
+    project, server = setup(tmp_path, include)
     with server, scripted(list(FIX)) as llm:
         result = run_pipeline(
             tmp_path,
@@ -176,6 +186,7 @@ def test_push_pipelines_do_not_run_the_job(tmp_path: Path) -> None:
     project, server = setup(tmp_path)
     with server, scripted([]) as llm:
         result = run_pipeline(tmp_path, {}, llm, server, project)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-2000:]  # the include resolved
     assert llm.calls == 0
     assert "astraforge starting" not in result.stdout
 
@@ -205,3 +216,31 @@ def test_the_template_pins_the_runner_it_installs() -> None:
 
     spec = next(yaml.safe_load_all((ROOT / "gitlab-ci" / "astraforge.gitlab-ci.yml").read_text()))
     assert spec["spec"]["inputs"]["runner_package"]["default"] == f"astraforge=={__version__}"
+
+
+def test_the_component_and_the_remote_include_are_one_file() -> None:
+    component = (ROOT / "templates" / "astraforge.yml").read_text()
+    assert (ROOT / "gitlab-ci" / "astraforge.gitlab-ci.yml").read_text() == component, (
+        "run: cp templates/astraforge.yml gitlab-ci/astraforge.gitlab-ci.yml"
+    )
+
+
+def test_every_input_is_described_typed_and_named_like_the_actions() -> None:
+    import yaml
+
+    spec = next(yaml.safe_load_all((ROOT / "templates" / "astraforge.yml").read_text()))
+    inputs = spec["spec"]["inputs"]
+    action = yaml.safe_load((ROOT / "action.yml").read_text())["inputs"]
+    gitlab_only = {"stage", "image", "runner_package", "docker_host", "services"}
+    assert set(inputs) - gitlab_only <= set(action)
+    assert {"model", "max_turns", "draft", "network", "allow", "ci_max_rounds"} <= set(inputs)
+    for name, field in inputs.items():
+        assert field.get("description"), f"input {name} has no description"
+        kind = field.get("type", "string")
+        default = field["default"]
+        expected = {"string": str, "number": (int, float), "boolean": bool, "array": list}[kind]
+        assert isinstance(default, expected), f"input {name}: {default!r} is not a {kind}"
+        if "options" in field:
+            assert default in field["options"]
+    assert inputs["draft"]["type"] == "boolean"
+    assert inputs["max_cost_usd"]["type"] == "number"

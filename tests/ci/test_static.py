@@ -113,6 +113,7 @@ def test_gitlab_template_validates_against_gitlab_ci_schema(tmp_path: Path) -> N
         files.append(str(path))
     for example in sorted((ROOT / "gitlab-ci" / "examples").glob("*.yml")):
         files.append(str(example))
+    files.append(str(ROOT / ".gitlab-ci.yml"))  # the component project's own pipeline
     result = subprocess.run(
         [tool("check-jsonschema"), "--builtin-schema", "vendor.gitlab-ci", *files],
         capture_output=True,
