@@ -351,7 +351,7 @@ def make_model(
         from astraforge.agent.replay import ReplayModel
 
         return ReplayModel(Path(config.name[len(REPLAY_PREFIX) :]))
-    key = env.get(config.api_key_env, "").strip()
+    key = api_key(config, env, config.base_url or OPENAI_URL)
     if not key:
         if not config.base_url or config.api == "azure":
             raise ModelError(
@@ -360,12 +360,19 @@ def make_model(
                 "at a server that needs no key",
             )
         key = "unused"  # local servers (Ollama, vLLM) accept any key
-    else:
+    return OpenAIModel(config, key, on_retry)
+
+
+def api_key(config: ModelConfig, env: Mapping[str, str], url: str) -> str:
+    """The model's key from the runner's environment ("" when unset), checked to belong to
+    the host of ``url``: a key is only ever sent to the host it is bound to."""
+    key = env.get(config.api_key_env, "").strip()
+    if key:
         from astraforge import credentials
 
         held = credentials.for_run(env, model=(config.base_url, config.api_key_env))
-        held.check(config.base_url or OPENAI_URL, key)
-    return OpenAIModel(config, key, on_retry)
+        held.check(url, key)
+    return key
 
 
 def describe(config: ModelConfig) -> dict[str, Any]:

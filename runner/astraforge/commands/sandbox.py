@@ -58,27 +58,18 @@ def gateway(
     from astraforge.agent.loop import Budget
     from astraforge.config import load
     from astraforge.gateway.allow import AllowList
-    from astraforge.gateway.run import replay_of, upstream_of
-    from astraforge.gateway.service import Gateway
+    from astraforge.gateway.run import start_gateway
+    from astraforge.gateway.service import Network
 
     if network != "allowlist" and allow:
         raise UsageError("--allow needs --network allowlist", "add --network allowlist")
     config = load(env=os.environ)
-    upstream = upstream_of(config.model, os.environ)
-    replay = replay_of(config.model)
-    if upstream is None and replay is None and network != "allowlist":
-        return None
     budget = Budget(config.budgets, config.model.price())
     hosts = AllowList.of([*config.sandbox.allow, *allow], [*config.sandbox.allow_private, *private])
-    served = Gateway(
-        upstream,
-        budget,
-        network="allowlist" if network == "allowlist" else "none",
-        allow=hosts,
-        log=say,
-        replay=replay,
-    )
-    served.start()
+    chosen: Network = "allowlist" if network == "allowlist" else "none"
+    served = start_gateway(config.model, chosen, hosts, os.environ, budget, say)
+    if served is None:
+        return None
     stack.callback(lambda: _summary(served))
     stack.callback(served.stop)
     return served

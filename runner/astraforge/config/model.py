@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from astraforge.events.commands import CommandSyntax
+from astraforge.gateway.allow import HostList
 from astraforge.sandbox.config import BwrapConfig, DockerConfig, SandboxSpec
 
 if TYPE_CHECKING:
@@ -152,7 +153,7 @@ class SandboxSettings(_Section):
         description="the sandbox's network, over the trusted policy's (trusted; "
         "ASTRAFORGE_NETWORK): `allowlist` lets HTTP(S) out through the gateway to `allow` only",
     )
-    allow: list[str] = Field(
+    allow: HostList = Field(
         default_factory=list,
         description="hosts the gateway's proxy lets the sandbox reach: host, host:port, "
         "*.domain (trusted; ASTRAFORGE_ALLOW); a repository's policy may only narrow it",
@@ -162,13 +163,6 @@ class SandboxSettings(_Section):
         description="loopback or private addresses an allowed name may resolve to (trusted; "
         "ASTRAFORGE_ALLOW_PRIVATE); refused otherwise",
     )
-
-    @field_validator("allow")
-    @classmethod
-    def _hosts(cls, value: list[str]) -> list[str]:
-        from astraforge.gateway.allow import hosts
-
-        return hosts(value)
 
     def spec(
         self, limits: SandboxPolicy | None = None, exclude: list[str] | None = None

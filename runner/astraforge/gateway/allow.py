@@ -12,7 +12,11 @@ literal with a port, or ``private`` (the tests' local servers).
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import AfterValidator
 
 from astraforge.errors import UsageError
 
@@ -32,10 +36,7 @@ class Entry:
 
     @property
     def literal(self) -> Address | None:
-        try:
-            return ipaddress.ip_address(self.host.strip("[]"))
-        except ValueError:
-            return None
+        return _literal(self.host)
 
     def matches(self, host: str, port: int) -> bool:
         if port not in ((self.port,) if self.port is not None else WEB_PORTS):
@@ -90,7 +91,7 @@ def _literal(host: str) -> Address | None:
         return None
 
 
-def parse_all(texts: list[str]) -> list[Entry]:
+def parse_all(texts: Sequence[str]) -> list[Entry]:
     """Every non-blank entry of a list, parsed."""
     return [parse(text) for text in texts if text.strip()]
 
@@ -101,6 +102,9 @@ def hosts(texts: list[str]) -> list[str]:
         return [str(entry) for entry in parse_all(texts)]
     except UsageError as exc:
         raise ValueError(exc.one_line()) from None
+
+
+HostList = Annotated[list[str], AfterValidator(hosts)]  # a configured allow list, checked
 
 
 def narrow(trusted: list[Entry], chosen: list[Entry]) -> list[Entry]:
@@ -123,8 +127,8 @@ class AllowList:
     private: frozenset[Address] = frozenset()
 
     @classmethod
-    def of(cls, allow: list[str], private: list[str] = ()) -> AllowList:  # type: ignore[assignment]
-        entries = parse_all(list(allow))
+    def of(cls, allow: Sequence[str], private: Sequence[str] = ()) -> AllowList:
+        entries = parse_all(allow)
         named = {e.literal for e in entries if e.literal is not None and e.port is not None}
         try:
             extra = {ipaddress.ip_address(p.strip()) for p in private if p.strip()}

@@ -174,7 +174,7 @@ class ModelEndpoint:
         try:
             if native:
                 return await self._pass(protocol, request, body, stream, started)
-            reply = await translate.call(protocol, self.upstream, body, ":stream" if stream else "")
+            reply = await translate.call(protocol, self.upstream, body, stream)
         except Exception as exc:  # LiteLLM's errors carry the upstream's status
             status = getattr(exc, "status_code", None)
             message = (

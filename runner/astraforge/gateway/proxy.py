@@ -72,7 +72,7 @@ class EgressProxy:
         method, target, version = parts
         try:
             if method == "CONNECT":
-                host, port = _host_port(target, None)
+                host, port = _host_port(target)
                 record = Connection(host, port, "allowed", method=method)
                 upstream = await self._open(record)
                 writer.write(b"HTTP/1.1 200 Connection Established\r\n\r\n")
@@ -165,12 +165,11 @@ class EgressProxy:
                     await end.wait_closed()
 
 
-def _host_port(target: str, default: int | None) -> tuple[str, int]:
+def _host_port(target: str) -> tuple[str, int]:
+    """A CONNECT target's host and port."""
     host, _, port = target.rpartition(":")
     if not host or not port.isdigit():
-        if default is None:
-            raise Denied(f"AstraForge gateway: {target!r} is not host:port")
-        return target, default
+        raise Denied(f"AstraForge gateway: {target!r} is not host:port")
     return host.strip("[]").lower(), int(port)
 
 

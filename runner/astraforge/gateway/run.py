@@ -4,11 +4,11 @@ trajectory and its progress lines into the CI log."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from astraforge.agent.loop import Budget
-from astraforge.agent.model import OPENAI_URL, REPLAY_PREFIX
+from astraforge.agent.model import OPENAI_URL, REPLAY_PREFIX, api_key
 from astraforge.agent.trajectory import Trajectory
 from astraforge.config import Config, ModelConfig
 from astraforge.gateway.allow import AllowList
@@ -25,16 +25,13 @@ def upstream_of(model: ModelConfig, env: Mapping[str, str]) -> Upstream | None:
     (a replayed run, or no key and no local server)."""
     if model.name.startswith(REPLAY_PREFIX):
         return None
-    key = env.get(model.api_key_env, "").strip()
     default = ANTHROPIC_URL if model.api == "anthropic" else OPENAI_URL
     base = model.base_url or (None if model.api == "azure" else default)
-    if base is None or (not key and not model.base_url):
+    if base is None:
         return None
-    if key:
-        from astraforge import credentials
-
-        held = credentials.for_run(env, model=(model.base_url, model.api_key_env))
-        held.check(base, key)  # the key goes only to the host it belongs to
+    key = api_key(model, env, base)
+    if not key and not model.base_url:
+        return None
     responses = model.responses if model.responses is not None else base == OPENAI_URL
     return Upstream(
         api=model.api,
@@ -56,6 +53,29 @@ def replay_of(model: ModelConfig) -> ReplayBook | None:
     return book if book else None
 
 
+def start_gateway(
+    model: ModelConfig,
+    network: Network,
+    allow: AllowList,
+    env: Mapping[str, str],
+    budget: Budget,
+    log: Callable[[str], None],
+    on_call: Callable[[Call], None] | None = None,
+) -> Gateway | None:
+    """Start a gateway for ``model`` (its upstream, or the recorded calls of
+    ``replay:FILE``) and ``network``; None when it would serve nothing: no model to reach
+    and no allow list."""
+    upstream = upstream_of(model, env)
+    replay = replay_of(model)
+    if upstream is None and replay is None and network != "allowlist":
+        return None
+    gateway = Gateway(
+        upstream, budget, network=network, allow=allow, log=log, on_call=on_call, replay=replay
+    )
+    gateway.start()
+    return gateway
+
+
 def open_gateway(
     config: Config,
     rules: Policy,
@@ -64,14 +84,8 @@ def open_gateway(
     trajectory: Trajectory,
     progress: Progress,
 ) -> Gateway | None:
-    """Start the run's gateway; every call it serves goes into the trajectory. None when
-    it would serve nothing: no model to reach (a replayed run) and no allow list."""
-    network: Network = rules.sandbox.network
-    allow = AllowList.of(rules.sandbox.allow, config.sandbox.allow_private)
-    upstream = upstream_of(config.model, env)
-    replay = replay_of(config.model)
-    if upstream is None and replay is None and network != "allowlist":
-        return None
+    """Start the run's gateway (:func:`start_gateway`, with the policy's network); every
+    call it serves goes into the trajectory."""
 
     def on_call(call: Call) -> None:
         trajectory.write("gateway", **call.to_json())
@@ -80,14 +94,7 @@ def open_gateway(
             f"{call.prompt_tokens}+{call.completion_tokens} tokens in {call.seconds:.1f}s"
         )
 
-    gateway = Gateway(
-        upstream,
-        budget,
-        network=network,
-        allow=allow,
-        log=progress.say,
-        on_call=on_call,
-        replay=replay,
+    allow = AllowList.of(rules.sandbox.allow, config.sandbox.allow_private)
+    return start_gateway(
+        config.model, rules.sandbox.network, allow, env, budget, progress.say, on_call
     )
-    gateway.start()
-    return gateway

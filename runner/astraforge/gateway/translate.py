@@ -74,12 +74,11 @@ async def _sse_bytes(stream: Any) -> AsyncIterator[bytes]:
         yield chunk if isinstance(chunk, bytes) else str(chunk).encode()
 
 
-async def call(protocol: str, upstream: Upstream, body: dict[str, Any], model: str) -> Reply:
+async def call(protocol: str, upstream: Upstream, body: dict[str, Any], stream: bool) -> Reply:
     """Make one call in ``protocol`` to an upstream that speaks another."""
     litellm = _litellm()
     common = _common(upstream)
     args = {k: v for k, v in body.items() if k not in ("model", "stream")}
-    stream = bool(body.get("stream")) or model.endswith(":stream")
     if protocol == MESSAGES:
         reply = await litellm.anthropic.messages.acreate(**common, **args, stream=stream)
         return _sse_bytes(reply) if stream else _dump(reply)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from astraforge.gateway.usage import CHAT, GEMINI, MESSAGES, RESPONSES
+from astraforge.gateway.usage import CHAT, MESSAGES, RESPONSES
 
 OPENAI_URL = "https://api.openai.com/v1"
 ANTHROPIC_URL = "https://api.anthropic.com"
@@ -38,7 +38,7 @@ class Upstream:
             return self.api in ("openai", "azure") and self.responses
         if protocol == MESSAGES:
             return self.api == "anthropic"
-        return protocol == GEMINI and False
+        return False  # no Gemini upstream is offered: Gemini calls are always translated
 
     def url(self, protocol: str) -> str:
         """The upstream address of a passed-through call."""

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from astraforge import resources
 from astraforge.errors import ConfigError, pydantic_error
+from astraforge.gateway.allow import HostList
 
 # Permission levels, weakest first. GitLab's access levels map onto them (forges/gitlab.py).
 PERMISSIONS = ("none", "read", "triage", "write", "maintain", "admin")
@@ -70,20 +71,13 @@ class SandboxPolicy(_Section):
         description="`setup-only`: network for setup commands, never the agent; `allowlist`: "
         "HTTP(S) through the gateway's proxy to the hosts in `allow` only, for the whole run",
     )
-    allow: list[str] = Field(
+    allow: HostList = Field(
         default_factory=list,
         description="with `allowlist`: host, host:port or *.domain entries; a repository's "
         "policy may only narrow the trusted list",
     )
     cpus: float = Field(default=2.0, gt=0)
     memory_mb: int = Field(default=2048, ge=64)
-
-    @field_validator("allow")
-    @classmethod
-    def _hosts(cls, value: list[str]) -> list[str]:
-        from astraforge.gateway.allow import hosts
-
-        return hosts(value)
 
     pids: int = Field(default=512, ge=16)
     disk_mb: int = Field(default=4096, ge=16, description="size cap of the workspace")

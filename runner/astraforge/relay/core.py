@@ -167,10 +167,7 @@ class Relay:
         ``digest``) is never admitted twice."""
         if task.alert is None:
             return Verdict(202, "ignored", f"{task.event} is not an alert")
-        trigger = TriggerConfig(
-            alert_levels=self.config.alert_levels, environments=self.config.environments
-        )
-        decision = decide(task, trigger)
+        decision = decide(task, self._trigger)
         if not decision.run:
             return Verdict(202, "ignored", decision.reason, task.fingerprint)
         route = self.config.route_for(task.alert.organization, task.alert.project)
