@@ -21,6 +21,7 @@ from astraforge.commands import common
 from astraforge.commands.common import (
     BACKENDS,
     DIR,
+    ENGINE_NAMES,
     EXISTING,
     FILE,
     FORGES,
@@ -41,6 +42,7 @@ AGENT_SETTINGS = {  # flag -> (dotted configuration field, help)
     "network": ("sandbox.network", "Sandbox network: none, setup-only or allowlist."),
     "allow": ("sandbox.allow", "Host the sandbox may reach through the gateway (repeatable)."),
     "test_command": ("test_command", "The runner's own test command."),
+    "engine": ("engine", "Engine: builtin, or a coding-agent CLI (astraforge engines list)."),
 }
 
 
@@ -59,13 +61,21 @@ def agent_settings(function: Any) -> Any:
         function(overrides=overrides, **kw)
 
     for flag, (_, text) in reversed(AGENT_SETTINGS.items()):
-        kind = {"backend": BACKENDS, "network": NETWORKS}.get(flag)
+        kind = {"backend": BACKENDS, "network": NETWORKS, "engine": ENGINE_NAMES}.get(flag)
         name = f"--{flag.replace('_', '-')}"
         wrapper = click.option(name, help=text, type=kind, multiple=flag == "allow")(wrapper)
     return wrapper
 
 
-GROUPS = ("event", "config", "sandbox", "policy", "relay", "forge")  # in commands/<name>.py
+GROUPS = (
+    "event",
+    "config",
+    "sandbox",
+    "policy",
+    "relay",
+    "forge",
+    "engines",
+)  # in commands/<name>.py
 
 
 class Commands(click.Group):

@@ -44,6 +44,13 @@ def replay(trajectory: Path, repo: Path, spec: SandboxSpec | None = None) -> Rep
         raise PayloadError(
             f"{trajectory}: the run has no end event (it crashed), so there is no diff to compare"
         )
+    engine = str(start.get("engine") or "builtin")
+    if engine != "builtin":
+        raise PayloadError(
+            f"{trajectory}: a run of the {engine} engine, whose tool calls only {engine} can "
+            "make again",
+            f"replay it with `astraforge agent --engine {engine} --model replay:{trajectory}`",
+        )
     outcome: dict[str, Any] = end["outcome"]
     expected = outcome.get("diff_sha256")
     if not expected:

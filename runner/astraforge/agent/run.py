@@ -20,6 +20,8 @@ from astraforge.agent.trajectory import Trajectory
 from astraforge.config import Config
 from astraforge.context.prompt import build_prompt
 from astraforge.context.sanitize import clean, fence
+from astraforge.engines.run import run_round
+from astraforge.engines.session import engine_mount, engine_prompt, external_engine
 from astraforge.errors import AstraForgeError, SandboxError
 from astraforge.git import head_commit
 from astraforge.policy.model import Policy
@@ -66,7 +68,7 @@ def run_tests(sandbox: Sandbox, phase: str, command: str, trajectory: Trajectory
 VERIFY_ROUNDS = 2  # times the agent is told its change fails the runner's tests
 RED = (
     "The runner ran the tests after your change and they failed (exit code {code}). Find "
-    "out why, fix it, and call `finish` again. The test output:\n{output}"
+    "out why, fix it, and finish again. The test output:\n{output}"
 )
 
 
@@ -107,7 +109,11 @@ def run_agent(
     gateway: Gateway | None = None
     stack = contextlib.ExitStack()
     try:
-        model = make_model(config.model, env, on_retry=_retries(trajectory, progress))
+        model = (
+            make_model(config.model, env, on_retry=_retries(trajectory, progress))
+            if config.engine == "builtin"
+            else None  # an engine reaches the model through the gateway only
+        )
         trajectory.write(
             "start",
             run_id=run_id,
@@ -119,15 +125,18 @@ def run_agent(
             test_command=test_command,
             budgets=budget.limits.model_dump(),
             sandbox=spec.model_dump(),
-            tools=list(TOOLS),
+            tools=list(TOOLS) if config.engine == "builtin" else [],
         )
         from astraforge.gateway.run import open_gateway
 
         gateway = open_gateway(config, rules, env, budget, trajectory, progress)
         if gateway is not None:
             stack.callback(gateway.stop)
+        engine = external_engine(config, gateway)
         sandbox = open_sandbox(spec, repo, run_id=run_id, progress=progress)
         sandbox.door = gateway
+        if engine is not None:
+            sandbox.mounts = [engine_mount(engine, progress)]
         if start is not None:
             sandbox.commit, sandbox.objects = start.commit, start.objects
         sandbox.start_soon()  # the container starts while the context is gathered
@@ -152,19 +161,33 @@ def run_agent(
                 )
                 progress.phase("agent")
                 progress.start_heartbeat(budget.report)
+                red: str | None = None
                 for verify_round in range(VERIFY_ROUNDS + 1):
                     try:
-                        ended = run_loop(
-                            model,
-                            toolbox,
-                            conversation,
-                            budget,
-                            trajectory,
-                            redact,
-                            max_output=config.model.max_output_tokens,
-                            context_window=config.model.context_window,
-                            progress=progress,
-                        )
+                        if engine is not None and gateway is not None:
+                            ended = run_round(
+                                engine,
+                                sandbox,
+                                config.model.name,
+                                engine_prompt(conversation.messages, test_command, red),
+                                budget,
+                                gateway,
+                                trajectory,
+                                progress,
+                            )
+                        else:
+                            assert model is not None
+                            ended = run_loop(
+                                model,
+                                toolbox,
+                                conversation,
+                                budget,
+                                trajectory,
+                                redact,
+                                max_output=config.model.max_output_tokens,
+                                context_window=config.model.context_window,
+                                progress=progress,
+                            )
                     except Exception as exc:
                         if verify_round == 0:
                             raise
@@ -181,15 +204,12 @@ def run_agent(
                     if after.passed or verify_round == VERIFY_ROUNDS or ended.how != "finished":
                         break
                     progress.say(f"tests after the change failed: exit {after.exit_code}")
-                    conversation.add(
-                        {
-                            "role": "user",
-                            "content": RED.format(
-                                code=after.exit_code,
-                                output=fence("test output", clean(after.output, 4000)),
-                            ),
-                        }
+                    red = RED.format(
+                        code=after.exit_code,
+                        output=fence("test output", clean(after.output, 4000)),
                     )
+                    if engine is None:
+                        conversation.add({"role": "user", "content": red})
                     progress.phase("agent", "fixing what the tests found")
             except BaseException as exc:
                 error = exc

@@ -6,7 +6,7 @@ import json
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import click
 
@@ -14,6 +14,7 @@ from astraforge import config as config_mod
 from astraforge import events, resources
 from astraforge.ci import detect
 from astraforge.ci.log import neutralize
+from astraforge.config.model import EngineName
 from astraforge.errors import UsageError
 from astraforge.events import manual
 from astraforge.events.commands import CommandSyntax
@@ -26,6 +27,7 @@ EXISTING = click.Path(path_type=Path, file_okay=False, exists=True)
 BACKENDS = click.Choice(["docker", "bwrap"])
 FORGES = click.Choice(["github", "gitlab", "local"])
 NETWORKS = click.Choice(["none", "setup-only", "allowlist"])
+ENGINE_NAMES = click.Choice(list(get_args(EngineName)))
 repo_option = click.option("--repo", type=EXISTING, default=Path("."), show_default=True)
 config_option = click.option("--config", "config_file", type=FILE, help="Configuration file.")
 event_option = click.option("--event", "event_file", type=FILE, help="An event payload.")

@@ -271,12 +271,19 @@ class CIFixConfig(_Section):
     )
 
 
+EngineName = Literal["builtin", "codex", "claude", "gemini", "opencode", "qwen", "aider"]
+
+
 class Config(_Section):
     """`.astraforge.yml`: every field is optional."""
 
     trigger: TriggerConfig = Field(default_factory=TriggerConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
-    engine: Literal["builtin"] = Field(default="builtin", description="the agent engine")
+    engine: EngineName = Field(
+        default="builtin",
+        description="the agent engine: the built-in tool loop, or a coding-agent CLI run in "
+        "the sandbox through the gateway (`astraforge engines list`)",
+    )
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     setup: list[str] = Field(
         default_factory=list, description="commands run in the sandbox before the agent starts"

@@ -50,6 +50,7 @@ class Gateway:
         replay: ReplayBook | None = None,
     ) -> None:
         self.upstream = upstream
+        self.serves_model = upstream is not None or replay is not None
         self.network = network
         self.token = "af-run-" + secrets.token_urlsafe(32)
         self.meter = Meter(budget)

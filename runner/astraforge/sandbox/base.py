@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Self
 
 from astraforge.errors import SandboxError
 from astraforge.progress import Progress
-from astraforge.sandbox.config import WORKSPACE, BwrapConfig, DockerConfig
+from astraforge.sandbox.config import WORKSPACE, BwrapConfig, DockerConfig, Mount
 from astraforge.sandbox.copyin import Prefetch, starting_files
-from astraforge.sandbox.paths import confine, raise_for
+from astraforge.sandbox.paths import confine, private, raise_for
 from astraforge.sandbox.session import ShellSession
 from astraforge.sandbox.shadow import JUNK_DIRS, Changes, Shadow
 from astraforge.sandbox.tree import EXECUTABLE, SYMLINK, Entry, Source, read_tar
@@ -35,7 +35,7 @@ MAX_FILE = 32 * 1024 * 1024  # bytes of one file read through the session
 MAX_CHANGES = 512 * 1024 * 1024  # bytes of changed files fetched back
 FILE_TIMEOUT = 120.0
 
-__all__ = ["Changes", "ExecResult", "Sandbox", "SandboxConfig", "confine"]
+__all__ = ["Changes", "ExecResult", "Mount", "Sandbox", "SandboxConfig", "confine"]
 
 
 @dataclass(frozen=True)
@@ -104,6 +104,7 @@ class Sandbox(ABC):
         self.objects: Path | None = None  # a git object store holding it (default: checkout's)
         self.door: Door | None = None  # the gateway, reached from inside on loopback
         self._door: Channel | None = None
+        self.mounts: list[Mount] = []  # read-only folders of the runner, set before start
 
     # -- what a backend provides ------------------------------------------------------------
     start_in_thread = True  # False when the sandbox's process dies with its thread
@@ -305,6 +306,28 @@ class Sandbox(ABC):
             FILE_TIMEOUT,
         )
         raise_for(raw.exit_code, raw.stderr, path)
+
+    def write_private(self, path: str, data: bytes) -> None:
+        """Write a file of the sandbox's own, under ``$HOME`` or ``/tmp`` (never the
+        workspace): an engine's configuration, a prompt."""
+        target = private(path)
+        encoded = base64.encodebytes(data).decode()
+        raw = self._live().call(
+            f"mkdir -p -- {shlex.quote(target.rsplit('/', 1)[0])} && "
+            f"base64 -d > {shlex.quote(target)} <<'__AF_B64__'\n{encoded}__AF_B64__",
+            FILE_TIMEOUT,
+        )
+        raise_for(raw.exit_code, raw.stderr, path)
+
+    def read_private(self, path: str) -> bytes:
+        """A file of the sandbox's own under ``$HOME`` or ``/tmp`` (an engine's output); an
+        empty result when it does not exist."""
+        target = shlex.quote(private(path))
+        raw = self._live().call(
+            f"[ ! -f {target} ] || cat -- {target} </dev/null", FILE_TIMEOUT, limit=MAX_FILE
+        )
+        raise_for(raw.exit_code, raw.stderr, path)
+        return raw.data
 
     def list_files(self) -> list[str]:
         """Every file and symlink in the workspace, outside .git and build leftovers."""

@@ -248,7 +248,10 @@ class BwrapSandbox(Sandbox):
             f"--nofile={cfg.nofile}",
             "--core=0",
             f"--nproc={cfg.pids}",
-            f"--as={cfg.memory_mb * 2**20 * 4}",
+            # Without cgroups (an unprivileged runner) the address space is the memory
+            # limit; with them the cgroup limits memory, and Node's WebAssembly (which
+            # reserves ~10 GiB of address space per instance) can run.
+            *([] if as_root else [f"--as={cfg.memory_mb * 2**20 * 4}"]),
             "--",
         ]
         drop = (
@@ -286,6 +289,8 @@ class BwrapSandbox(Sandbox):
                 args += ["--ro-bind", path, path]
         if network:
             args += ["--ro-bind-try", "/etc/resolv.conf", "/etc/resolv.conf"]
+        for mount in self.mounts:
+            args += ["--ro-bind", str(mount.source), mount.target]
         for name in ("passwd", "group", "hosts", "hostname"):
             args += ["--ro-bind", str(self._root / "etc" / name), f"/etc/{name}"]
         args += [

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -13,6 +15,17 @@ TMP = "/tmp"  # noqa: S108 - the sandbox's own private tmpfs
 SANDBOX_UID = 1000
 HOME = "/home/sandbox"
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A folder of the runner shown read-only inside the sandbox at ``target`` (an
+    installed engine). ``key`` names its content: the Docker backend copies the folder once
+    into a volume of that name, so a remote daemon sees it too and later runs reuse it."""
+
+    source: Path
+    target: str
+    key: str
 
 
 class _Common(BaseModel):

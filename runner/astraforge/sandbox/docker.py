@@ -29,6 +29,7 @@ from astraforge.sandbox.daemon import LABEL, client
 from astraforge.sandbox.door import Channel, Sidecar, recv_exact
 from astraforge.sandbox.hardening import host_config, verify
 from astraforge.sandbox.session import ShellSession
+from astraforge.sandbox.volumes import provide
 
 PULL_REPORT = 3.0  # seconds between lines about an image pull
 SMALL_COPY = 1 << 20  # a starting tree up to this size is copied through the shell
@@ -58,6 +59,7 @@ class DockerSandbox(Sandbox):
         self._online = config.setup_network
         self._labels: dict[str, str] = {}
         self._sidecar: Sidecar | None = None
+        self._readonly: dict[str, str] = {}
 
     # -- lifecycle --------------------------------------------------------------------------
     def _launch(self, files: Iterable[bytes]) -> tuple[ShellSession, int]:
@@ -72,6 +74,7 @@ class DockerSandbox(Sandbox):
             f"{LABEL}.created": str(int(time.time())),
         }
         self._ensure_image(docker.errors)
+        self._readonly = provide(self._docker, self.config.image, self.mounts, self.progress)
         # A tmpfs-backed volume: owned by the sandbox user, size-capped, and writable once
         # the container runs.
         self._volume = self._docker.volumes.create(
@@ -97,14 +100,14 @@ class DockerSandbox(Sandbox):
             stdin_open=True,
             tty=False,
             detach=True,
-            **host_config(self.config, self._volume.name),
+            **host_config(self.config, self._volume.name, self._readonly),
         )
         if self.door is not None:  # the gateway's sidecar is made while the sandbox starts
             from astraforge.gateway import forwarder
 
             args = self.door.forwarder_args()
             self._sidecar = self._prepare_sidecar(forwarder.binary(), args)
-        problems = verify(self._container.attrs, self.config, self._volume.name)
+        problems = verify(self._container.attrs, self.config, self._volume.name, self._readonly)
         if problems:
             raise SandboxError(
                 "the sandbox container is not locked down: " + "; ".join(problems),

@@ -4,6 +4,7 @@ rootless or older engines may, stops the run)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,9 +25,12 @@ class Setting:
     contains: bool = False  # the field must hold ``shown`` among its values
 
 
-def hardening(config: DockerConfig, volume: str) -> list[Setting]:
+def hardening(
+    config: DockerConfig, volume: str, readonly: Mapping[str, str] | None = None
+) -> list[Setting]:
     """The hardened settings, declared once: :func:`host_config` asks for them and
-    :func:`verify` checks the created container against them."""
+    :func:`verify` checks the created container against them. ``readonly`` maps volumes
+    mounted read-only (installed engines) to their paths."""
     from docker.types import Mount, Ulimit
 
     uid = SANDBOX_UID
@@ -61,22 +65,39 @@ def hardening(config: DockerConfig, volume: str) -> list[Setting]:
             ],
         ),
         Setting("user", f"{uid}:{uid}"),
-        Setting("mounts", [Mount(target=WORKSPACE, source=volume, type="volume")]),
+        Setting(
+            "mounts",
+            [
+                Mount(target=WORKSPACE, source=volume, type="volume"),
+                *(
+                    Mount(target=target, source=name, type="volume", read_only=True)
+                    for name, target in (readonly or {}).items()
+                ),
+            ],
+        ),
         Setting("ports", {}),
         Setting("use_config_proxy", False),
     ]
 
 
-def host_config(config: DockerConfig, volume: str) -> dict[str, Any]:
+def host_config(
+    config: DockerConfig, volume: str, readonly: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """The container's hardened arguments for docker-py."""
-    return {s.argument: s.value for s in hardening(config, volume)}
+    return {s.argument: s.value for s in hardening(config, volume, readonly)}
 
 
-def verify(attrs: dict[str, Any], config: DockerConfig, volume: str) -> list[str]:
+def verify(
+    attrs: dict[str, Any],
+    config: DockerConfig,
+    volume: str,
+    readonly: Mapping[str, str] | None = None,
+) -> list[str]:
     """Differences between a container's actual HostConfig and the hardened settings."""
     host = attrs.get("HostConfig") or {}
+    readonly = readonly or {}
     problems = []
-    for setting in hardening(config, volume):
+    for setting in hardening(config, volume, readonly):
         if setting.field is None:
             continue
         actual = host.get(setting.field)
@@ -90,8 +111,12 @@ def verify(attrs: dict[str, Any], config: DockerConfig, volume: str) -> list[str
     for mount in attrs.get("Mounts") or []:
         if mount.get("Type") == "bind" or "docker.sock" in str(mount.get("Source", "")):
             problems.append(f"bind mount of {mount.get('Source')}")
-        if mount.get("Type") == "volume" and mount.get("Name") != volume:
-            problems.append(f"unexpected volume {mount.get('Name')}")
+        name = mount.get("Name")
+        if mount.get("Type") == "volume" and name != volume:
+            if name not in readonly:
+                problems.append(f"unexpected volume {name}")
+            elif mount.get("RW"):
+                problems.append(f"volume {name} is writable")
     if host.get("PortBindings"):
         problems.append("ports are published")
     user = (attrs.get("Config") or {}).get("User", "")

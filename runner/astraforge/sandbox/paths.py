@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from astraforge.sandbox.config import WORKSPACE
+from astraforge.sandbox.config import HOME, TMP, WORKSPACE
 
 
 def confine(path: str) -> list[str]:
@@ -41,3 +41,10 @@ def raise_for(code: int, stderr: str, path: str) -> None:
     if code == 4:
         raise OSError(message)
     raise OSError(message)
+
+
+def private(path: str) -> str:
+    """``path`` when it lies under the sandbox's own ``$HOME`` or ``/tmp``."""
+    if not path.startswith((HOME + "/", TMP + "/")) or "/../" in path or "\n" in path:
+        raise PermissionError(f"{path} is not under {HOME} or {TMP}")
+    return path
