@@ -176,3 +176,19 @@ def test_the_tool_replay_refuses_an_engine_run_and_names_the_way_that_works(
     assert result.returncode == 4
     assert "--engine opencode --model replay:" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_pypi_engine_in_an_image_without_its_python_is_refused_clearly(
+    tmp_path: Path,
+) -> None:
+    from tests.integration.conftest import MINIMAL_IMAGE
+
+    with ScriptedLLM([], then=fixer()) as llm:
+        cfg = engine_config(llm, "aider", backend="docker")
+        cfg.sandbox.image = MINIMAL_IMAGE
+        result = run(tmp_path, cfg)
+        reached = llm.calls
+    assert result.outcome.status is Status.ERROR
+    assert "the sandbox has none" in str(result.outcome.reason)
+    assert "sandbox.image" in str(result.outcome.reason)
+    assert reached == 0

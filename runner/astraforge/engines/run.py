@@ -11,7 +11,7 @@ from astraforge.agent.loop import Budget, LoopEnd
 from astraforge.agent.tools import Finish
 from astraforge.agent.trajectory import Trajectory
 from astraforge.engines.base import ENGINE_ROOT, SCRATCH, Engine, Settings, sections
-from astraforge.engines.install import bin_dir
+from astraforge.engines.install import bin_dir, python_version
 from astraforge.errors import AstraForgeError
 from astraforge.progress import Progress
 from astraforge.sandbox import Sandbox
@@ -62,6 +62,7 @@ def run_round(
 ) -> LoopEnd:
     """Run the engine once on ``prompt``; raises :class:`EngineError` when it failed for a
     reason of its own (a refused budget or the deadline is a budget end, not an error)."""
+    _check_python(engine, sandbox)
     settings = Settings(model=model, env=sandbox.environment())
     for path, text in engine.home_files(settings).items():
         sandbox.write_private(f"{HOME}/{path}", text.encode())
@@ -113,6 +114,21 @@ def run_round(
             tests=parts.get("tests"),
         ),
     )
+
+
+def _check_python(engine: Engine, sandbox: Sandbox) -> None:
+    """A PyPI engine's wheels were installed for the runner's Python: the sandbox's must be
+    the same version."""
+    if engine.package.registry != "pypi":
+        return
+    probe = sandbox.run("python3 -c 'import sys; print(\"%d.%d\" % sys.version_info[:2])'")
+    found = probe.stdout.strip() or "none"
+    if found != python_version():
+        raise EngineError(
+            f"{engine.name} is installed for Python {python_version()}, the sandbox has {found}",
+            f"use a sandbox image with Python {python_version()} (sandbox.image), or the "
+            "bwrap backend",
+        )
 
 
 def _brief(arguments: object) -> str:
