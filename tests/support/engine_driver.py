@@ -22,13 +22,18 @@ SHELL_NAMES = ("command", "cmd")
 def shell_tool(tools: list[dict[str, Any]]) -> tuple[str, dict[str, Any]] | None:
     """The name and JSON schema of the offered tool that runs a shell command: a tool with
     a ``command`` or ``cmd`` parameter (a string, or an argv array)."""
+    found = []
     for tool in tools:
         function = tool.get("function") or tool
         schema = function.get("parameters") or {}
         properties = schema.get("properties") or {}
         if any(name in properties for name in SHELL_NAMES):
-            return str(function.get("name")), schema
-    return None
+            name = str(function.get("name"))
+            shell_like = any(word in name.lower() for word in ("bash", "shell", "exec"))
+            found.append((not shell_like, len(schema.get("required") or []), name, schema))
+    # named like a shell first, then the plainest (a tool that also needs an action or a
+    # mode, like a background-process manager, is not the shell)
+    return min(found, key=lambda f: f[:2])[2:] if found else None
 
 
 def shell_arguments(schema: dict[str, Any], command: str) -> dict[str, Any]:
@@ -41,9 +46,12 @@ def shell_arguments(schema: dict[str, Any], command: str) -> dict[str, Any]:
     for required in schema.get("required") or []:
         if required in arguments:
             continue
-        kind = (properties.get(required) or {}).get("type")
+        spec = properties.get(required) or {}
+        if spec.get("enum"):
+            arguments[required] = spec["enum"][0]
+            continue
         arguments[required] = {"boolean": False, "integer": 0, "number": 0}.get(
-            str(kind), "apply the fix"
+            str(spec.get("type")), "apply the fix"
         )
     return arguments
 

@@ -271,7 +271,7 @@ class CIFixConfig(_Section):
     )
 
 
-EngineName = Literal["builtin", "codex", "claude", "gemini", "opencode", "qwen", "aider"]
+EngineName = Literal["builtin", "codex", "claude", "gemini", "opencode", "kilo", "qwen", "aider"]
 
 
 class Config(_Section):

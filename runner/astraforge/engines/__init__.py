@@ -9,13 +9,13 @@ the model only through the gateway with the run's token, and run headless
 from __future__ import annotations
 
 from astraforge.engines.base import PROTOCOLS, Engine
-from astraforge.engines.node import Claude, Codex, Gemini, OpenCode, Qwen
+from astraforge.engines.node import Claude, Codex, Gemini, Kilo, OpenCode, Qwen
 from astraforge.engines.python import Aider
 from astraforge.errors import UsageError
 
 BUILTIN = "builtin"
 ENGINES: dict[str, Engine] = {
-    e.name: e for e in (Codex(), Claude(), Gemini(), OpenCode(), Qwen(), Aider())
+    e.name: e for e in (Codex(), Claude(), Gemini(), OpenCode(), Kilo(), Qwen(), Aider())
 }
 NAMES = (BUILTIN, *ENGINES)
 

@@ -332,3 +332,29 @@ class Qwen(Gemini):
     def read(self, output: str) -> Transcript:
         claude = Claude().read(output)  # its stream-json follows Claude Code's
         return claude if claude.events or claude.error else super().read(output)
+
+
+class Kilo(OpenCode):
+    """Kilo Code's CLI (``kilo run --format json``), an opencode fork with the same events."""
+
+    name = "kilo"
+    command = "kilo"
+    inner_sandbox = "permission: allow for every tool; its bubblewrap sandbox is not used"
+
+    def links(self) -> dict[str, str]:
+        source = f"node_modules/@kilocode/cli-linux-{ARCH}/bin/kilo"
+        return {"node_modules/@kilocode/cli/bin/.kilo": source}
+
+    def home_files(self, settings: Settings) -> dict[str, str]:
+        (config,) = super().home_files(settings).values()
+        return {".config/kilo/kilo.json": config}
+
+    def environment(self, settings: Settings) -> dict[str, str]:
+        return {
+            **QUIET,
+            "KILO_DISABLE_AUTOUPDATE": "1",
+            "KILO_DISABLE_SHARE": "1",
+            "KILO_DISABLE_MODELS_FETCH": "1",
+            "KILO_DISABLE_LSP_DOWNLOAD": "1",
+            "KILO_DISABLE_SESSION_INGEST": "1",
+        }

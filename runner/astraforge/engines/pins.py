@@ -41,7 +41,8 @@ PINS: dict[str, Package] = {
     "claude": Package("npm", "@anthropic-ai/claude-code", "2.1.332"),
     "gemini": Package("npm", "@google/gemini-cli", "0.61.0"),
     "opencode": Package("npm", "opencode-ai", "1.18.33"),
-    "kilo": Package("npm", "@kilocode/cli", "7.8.1"),
+    # 7.8.1 names a platform package the registry lacks (@kilocode/cli-linux-x64@7.8.1: 404)
+    "kilo": Package("npm", "@kilocode/cli", "7.7.7"),
     "qwen": Package("npm", "@qwen-code/qwen-code", "0.24.4"),
     "vibe": Package("pypi", "mistral-vibe", "3.0.3"),
     "aider": Package("pypi", "aider-chat", "0.86.2"),
