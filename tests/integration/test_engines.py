@@ -37,12 +37,19 @@ def fixer() -> Fixer:
     return Fixer("stats.py", FIX, whole_file=("stats.py", FIXED))
 
 
+# Engines whose Python (3.12+) is newer than the runner's: a Docker sandbox with Python 3.13.
+TRIXIE = os.environ.get("ASTRAFORGE_TEST_TRIXIE_IMAGE", "astraforge-sandbox:trixie")
+NEWER_PYTHON = {"vibe"}
+
+
 def engine_config(llm: ScriptedLLM, engine: str, backend: str = "bwrap", **extra: Any) -> Config:
+    image = TRIXIE if engine in NEWER_PYTHON else IMAGE
+    backend = "docker" if engine in NEWER_PYTHON else backend
     return Config.model_validate(
         {
             "model": {"name": "test-model", "base_url": llm.url, "max_retries": 0},
             "engine": engine,
-            "sandbox": {"backend": backend, "image": IMAGE},
+            "sandbox": {"backend": backend, "image": image},
             "test_command": TEST_COMMAND,
             **extra,
         }

@@ -136,7 +136,7 @@ def run_agent(
         sandbox = open_sandbox(spec, repo, run_id=run_id, progress=progress)
         sandbox.door = gateway
         if engine is not None:
-            sandbox.mounts = [engine_mount(engine, progress)]
+            sandbox.mounts = [engine_mount(engine, spec, progress)]
         if start is not None:
             sandbox.commit, sandbox.objects = start.commit, start.objects
         sandbox.start_soon()  # the container starts while the context is gathered

@@ -21,10 +21,11 @@ def rows() -> list[tuple[str, str, str, str]]:
     return table
 
 
-def install(names: tuple[str, ...]) -> list[str]:
-    """Install ``names`` (every engine when empty) into the runner's cache."""
+def install(names: tuple[str, ...], python: str | None = None) -> list[str]:
+    """Install ``names`` (every engine when empty) into the runner's cache; PyPI engines
+    for the sandbox's Python ``python`` (default: the runner's)."""
     chosen = [get(n) for n in names] if names else list(ENGINES.values())
-    return [str(ensure(engine, Progress())) for engine in chosen]
+    return [str(ensure(engine, Progress(), python)) for engine in chosen]
 
 
 # -- the command line ------------------------------------------------------------------
@@ -50,7 +51,12 @@ def engines_list() -> None:
 
 @group.command("install")
 @click.argument("names", nargs=-1, type=click.Choice([n for n in NAMES if n != BUILTIN]))
-def engines_install(names: tuple[str, ...]) -> None:
+@click.option(
+    "--python",
+    metavar="X.Y",
+    help="The sandbox image's Python version, for PyPI engines (default: the runner's).",
+)
+def engines_install(names: tuple[str, ...], python: str | None) -> None:
     """Install engines ahead of a run (all of them without NAMES), e.g. in a cached CI step."""
-    for path in install(names):
+    for path in install(names, python):
         say(f"ready: {path}")

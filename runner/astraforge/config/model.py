@@ -271,7 +271,9 @@ class CIFixConfig(_Section):
     )
 
 
-EngineName = Literal["builtin", "codex", "claude", "gemini", "opencode", "kilo", "qwen", "aider"]
+EngineName = Literal[
+    "builtin", "codex", "claude", "gemini", "opencode", "kilo", "qwen", "vibe", "aider"
+]
 
 
 class Config(_Section):

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from astraforge.engines.base import PROTOCOLS, Engine
 from astraforge.engines.node import Claude, Codex, Gemini, Kilo, OpenCode, Qwen
-from astraforge.engines.python import Aider
+from astraforge.engines.python import Aider, Vibe
 from astraforge.errors import UsageError
 
 BUILTIN = "builtin"
 ENGINES: dict[str, Engine] = {
-    e.name: e for e in (Codex(), Claude(), Gemini(), OpenCode(), Kilo(), Qwen(), Aider())
+    e.name: e for e in (Codex(), Claude(), Gemini(), OpenCode(), Kilo(), Qwen(), Vibe(), Aider())
 }
 NAMES = (BUILTIN, *ENGINES)
 

@@ -54,20 +54,22 @@ def root() -> Path:
 
 
 def python_version() -> str:
-    """The Python version PyPI engines are installed for: the sandbox's must match."""
+    """The runner's Python version: PyPI engines are installed for it unless the sandbox
+    has another."""
     return f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
-def folder(engine: Engine) -> Path:
-    """Where this engine's pinned version is (or will be) installed."""
+def folder(engine: Engine, python: str | None = None) -> Path:
+    """Where this engine's pinned version is (or will be) installed; a PyPI engine's, for
+    the sandbox's Python ``python`` (default: the runner's)."""
     package = engine.package
-    suffix = f"-py{python_version()}" if package.registry == "pypi" else ""
+    suffix = f"-py{python or python_version()}" if package.registry == "pypi" else ""
     return root() / f"{engine.name}-{package.version}{suffix}"
 
 
-def installed(engine: Engine) -> bool:
+def installed(engine: Engine, python: str | None = None) -> bool:
     """Whether the pinned version is installed and complete."""
-    return (folder(engine) / MARKER).is_file()
+    return (folder(engine, python) / MARKER).is_file()
 
 
 def bin_dir(engine: Engine) -> str:
@@ -75,10 +77,12 @@ def bin_dir(engine: Engine) -> str:
     return "node_modules/.bin" if engine.package.registry == "npm" else "bin"
 
 
-def ensure(engine: Engine, progress: Progress | None = None) -> Path:
-    """The installed folder of ``engine``, installing it first when it is missing."""
-    target = folder(engine)
-    if installed(engine):
+def ensure(engine: Engine, progress: Progress | None = None, python: str | None = None) -> Path:
+    """The installed folder of ``engine``, installing it first when it is missing (a PyPI
+    engine for the sandbox's Python ``python``, default the runner's)."""
+    python = python or python_version()
+    target = folder(engine, python)
+    if installed(engine, python):
         return target
     progress = progress or Progress()
     package = engine.package
@@ -94,13 +98,13 @@ def ensure(engine: Engine, progress: Progress | None = None) -> Path:
         if package.registry == "npm":
             _npm(engine, work)
         else:
-            _pip(engine, work)
+            _pip(engine, work, python)
         marker = {
             "engine": engine.name,
             "package": package.name,
             "version": package.version,
             "node": NODE.version if package.registry == "npm" else None,
-            "python": python_version() if package.registry == "pypi" else None,
+            "python": python if package.registry == "pypi" else None,
         }
         (work / MARKER).write_text(json.dumps(marker) + "\n", encoding="utf-8")
         try:
@@ -176,7 +180,7 @@ def _platform_binaries(work: Path) -> list[Path]:
     return found
 
 
-def _pip(engine: Engine, work: Path) -> None:
+def _pip(engine: Engine, work: Path, python: str) -> None:
     _run(
         [
             sys.executable,
@@ -187,9 +191,16 @@ def _pip(engine: Engine, work: Path) -> None:
             "--disable-pip-version-check",
             "--no-compile",
             "--only-binary=:all:",  # wheels only: no build step runs on the runner
+            "--python-version",
+            python,
             "--target",
             str(work / "lib"),
             engine.package.spec,
         ],
-        f"pip install {engine.package.spec}",
+        f"pip install {engine.package.spec} for Python {python}",
     )
+    # The console scripts name the runner's interpreter; in the sandbox it is the image's.
+    for script in (work / "lib" / "bin").glob("*"):
+        text = script.read_bytes()
+        if text.startswith(b"#!") and b"python" in text.split(b"\n", 1)[0]:
+            script.write_bytes(b"#!/usr/bin/env python3" + text[text.index(b"\n") :])

@@ -44,7 +44,8 @@ PINS: dict[str, Package] = {
     # 7.8.1 names a platform package the registry lacks (@kilocode/cli-linux-x64@7.8.1: 404)
     "kilo": Package("npm", "@kilocode/cli", "7.7.7"),
     "qwen": Package("npm", "@qwen-code/qwen-code", "0.24.4"),
-    "vibe": Package("pypi", "mistral-vibe", "3.0.3"),
+    # 3.0.3 pins certifi==2026.10.19, which the registry has only as 2026.10.19.post1
+    "vibe": Package("pypi", "mistral-vibe", "3.0.2"),
     "aider": Package("pypi", "aider-chat", "0.86.2"),
     "deepagents": Package("pypi", "deepagents-code", "0.2.2"),
     "kimi": Package("pypi", "kimi-cli", "1.52.0"),

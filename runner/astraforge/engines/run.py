@@ -4,6 +4,7 @@ how it ended as a :class:`~astraforge.agent.loop.LoopEnd`."""
 
 from __future__ import annotations
 
+import json
 import shlex
 from typing import TYPE_CHECKING
 
@@ -11,7 +12,7 @@ from astraforge.agent.loop import Budget, LoopEnd
 from astraforge.agent.tools import Finish
 from astraforge.agent.trajectory import Trajectory
 from astraforge.engines.base import ENGINE_ROOT, SCRATCH, Engine, Settings, sections
-from astraforge.engines.install import bin_dir, python_version
+from astraforge.engines.install import MARKER, bin_dir
 from astraforge.errors import AstraForgeError
 from astraforge.progress import Progress
 from astraforge.sandbox import Sandbox
@@ -117,17 +118,22 @@ def run_round(
 
 
 def _check_python(engine: Engine, sandbox: Sandbox) -> None:
-    """A PyPI engine's wheels were installed for the runner's Python: the sandbox's must be
-    the same version."""
+    """A PyPI engine's wheels were installed for one Python version: the sandbox's must be
+    the same (it is, unless the image changed since)."""
     if engine.package.registry != "pypi":
         return
-    probe = sandbox.run("python3 -c 'import sys; print(\"%d.%d\" % sys.version_info[:2])'")
-    found = probe.stdout.strip() or "none"
-    if found != python_version():
+    probe = sandbox.run(
+        f"python3 -c 'import sys; print(\"%d.%d\" % sys.version_info[:2])'; "
+        f"cat {ENGINE_ROOT}/{MARKER}"
+    )
+    lines = probe.stdout.strip().splitlines()
+    found = lines[0] if lines and not lines[0].startswith("{") else "none"
+    wanted = json.loads(lines[-1]).get("python") if lines and lines[-1].startswith("{") else None
+    if found != wanted:
         raise EngineError(
-            f"{engine.name} is installed for Python {python_version()}, the sandbox has {found}",
-            f"use a sandbox image with Python {python_version()} (sandbox.image), or the "
-            "bwrap backend",
+            f"{engine.name} is installed for Python {wanted}, the sandbox has {found}",
+            f"use a sandbox image with Python {wanted} or newer than 3.11 (sandbox.image), "
+            "then the runner installs it for that one",
         )
 
 

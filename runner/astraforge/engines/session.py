@@ -5,6 +5,7 @@ and the one prompt text it reads on stdin."""
 from __future__ import annotations
 
 import hashlib
+import subprocess
 from typing import TYPE_CHECKING, Any
 
 from astraforge import render
@@ -14,7 +15,7 @@ from astraforge.engines.base import ENGINE_ROOT
 from astraforge.engines.install import MARKER, ensure
 from astraforge.errors import ConfigError
 from astraforge.progress import Progress
-from astraforge.sandbox.config import WORKSPACE, Mount
+from astraforge.sandbox.config import WORKSPACE, BwrapConfig, Mount, SandboxSpec
 
 if TYPE_CHECKING:
     from astraforge.gateway.service import Gateway
@@ -34,10 +35,12 @@ def external_engine(config: Config, gateway: Gateway | None) -> Engine | None:
     return engine
 
 
-def engine_mount(engine: Engine, progress: Progress) -> Mount:
-    """The engine's installed folder (installed now when missing), read-only in the
-    sandbox; the key changes with every install, so a Docker volume is never stale."""
-    folder = ensure(engine, progress)
+def engine_mount(engine: Engine, spec: SandboxSpec, progress: Progress) -> Mount:
+    """The engine's installed folder (installed now when missing, a PyPI engine for the
+    sandbox's Python), read-only in the sandbox; the key changes with every install, so a
+    Docker volume is never stale."""
+    python = sandbox_python(spec) if engine.package.registry == "pypi" else None
+    folder = ensure(engine, progress, python)
     marker = (folder / MARKER).read_bytes()
     digest = hashlib.sha256(marker + str(folder).encode()).hexdigest()[:12]
     return Mount(folder, ENGINE_ROOT, f"{engine.name}-{engine.package.version}-{digest}")
@@ -54,3 +57,37 @@ def engine_prompt(messages: list[dict[str, Any]], test_command: str | None, red:
     if red:
         parts.append(red)
     return "\n\n".join(p.strip() for p in parts if p.strip()) + "\n"
+
+
+PYTHON_VERSION = "import sys; print('%d.%d' % sys.version_info[:2])"
+
+
+def sandbox_python(spec: SandboxSpec) -> str | None:
+    """The version of ``python3`` in the sandbox: the host's for bubblewrap (it shows the
+    host's /usr), the image's for Docker (asked in a throwaway container without network);
+    None when there is none."""
+    try:
+        if isinstance(spec, BwrapConfig):
+            out = subprocess.run(
+                ["/usr/bin/python3", "-c", PYTHON_VERSION],
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=60,
+            ).stdout
+        else:
+            from astraforge.sandbox.daemon import client
+
+            raw = client(spec).containers.run(
+                spec.image,
+                ["python3", "-c", PYTHON_VERSION],
+                remove=True,
+                network_mode="none",
+                user="1000:1000",
+                cap_drop=["ALL"],
+                read_only=True,
+            )
+            out = raw.decode()
+    except Exception:  # no python3 there: the run says so clearly
+        return None
+    return out.strip() or None
