@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -199,3 +201,46 @@ def test_a_pypi_engine_in_an_image_without_its_python_is_refused_clearly(
     assert "the sandbox has none" in str(result.outcome.reason)
     assert "sandbox.image" in str(result.outcome.reason)
     assert reached == 0
+
+
+@pytest.mark.parametrize("backend", ["bwrap", "docker"])
+def test_the_installed_engine_is_read_only_to_whatever_runs_in_the_sandbox(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    """A compromised engine (or the agent's command) cannot change the shared install that
+    later runs reuse."""
+    from tests.integration.conftest import config_for
+
+    from astraforge.sandbox import open_sandbox
+    from astraforge.sandbox.config import Mount
+    from astraforge.sandbox.volumes import volume_name
+
+    # (not under tmp_path: bubblewrap as root binds after dropping root, and pytest's
+    # temporary folders are closed to others)
+    install = Path(tempfile.mkdtemp(prefix="astraforge-engine-test-"))
+    request.addfinalizer(lambda: shutil.rmtree(install, ignore_errors=True))
+    (install / "bin").mkdir(parents=True)
+    (install / "bin" / "tool").write_text("#!/bin/sh\necho original\n")
+    (install / "bin" / "tool").chmod(0o755)
+    install.chmod(0o755)
+    workspace = make_buggy_repo(tmp_path)
+    box = open_sandbox(config_for(backend), workspace)
+    box.mounts = [Mount(install, "/opt/astraforge/engine", f"test-{os.getpid()}-{backend}")]
+    with box:
+        assert box.run("/opt/astraforge/engine/bin/tool").stdout == "original\n"
+        tamper = box.run(
+            "echo 'echo pwned' > /opt/astraforge/engine/bin/tool; "
+            "touch /opt/astraforge/engine/new; rm -f /opt/astraforge/engine/bin/tool; "
+            "/opt/astraforge/engine/bin/tool"
+        )
+        assert tamper.stdout == "original\n"
+    assert (install / "bin" / "tool").read_text() == "#!/bin/sh\necho original\n"
+    assert not (install / "new").exists()
+    if backend == "docker":  # the volume later runs mount is unchanged too
+        again = open_sandbox(config_for(backend), workspace)
+        again.mounts = box.mounts
+        with again:
+            assert again.run("ls /opt/astraforge/engine").stdout == "bin\n"
+        import docker
+
+        docker.from_env().volumes.get(volume_name(box.mounts[0])).remove(force=True)
