@@ -95,3 +95,16 @@ def test_engines_list_shows_every_engine_with_its_pin() -> None:
     for engine in ENGINES.values():
         assert engine.package.spec in result.stdout
     assert result.stdout.startswith("builtin")
+
+
+def test_the_action_and_the_gitlab_component_offer_every_engine() -> None:
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).parents[2]
+    action = yaml.safe_load((root / "action.yml").read_text())
+    description = action["inputs"]["engine"]["description"]
+    component = next(yaml.safe_load_all((root / "templates" / "astraforge.yml").read_text()))
+    assert component["spec"]["inputs"]["engine"]["options"] == list(NAMES)
+    assert all(name in description for name in NAMES)
