@@ -21,9 +21,9 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Protocol
 
-from astraforge.engines.base import Engine
-from astraforge.engines.pins import NODE
+from astraforge.engines.pins import NODE, Package
 from astraforge.errors import SandboxError
 from astraforge.gateway.forwarder import cache_dir
 from astraforge.progress import Progress
@@ -31,6 +31,18 @@ from astraforge.progress import Progress
 OVERRIDE = "ASTRAFORGE_ENGINES"
 MARKER = ".astraforge-engine.json"
 INSTALL_TIMEOUT = 900.0
+
+
+class Installable(Protocol):
+    """What can be installed: an engine, or a package a toolkit tool needs."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def package(self) -> Package: ...
+
+    def links(self) -> dict[str, str]: ...
 
 
 class EngineInstallError(SandboxError):
@@ -59,7 +71,7 @@ def python_version() -> str:
     return f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
-def folder(engine: Engine, python: str | None = None) -> Path:
+def folder(engine: Installable, python: str | None = None) -> Path:
     """Where this engine's pinned version is (or will be) installed; a PyPI engine's, for
     the sandbox's Python ``python`` (default: the runner's)."""
     package = engine.package
@@ -67,17 +79,19 @@ def folder(engine: Engine, python: str | None = None) -> Path:
     return root() / f"{engine.name}-{package.version}{suffix}"
 
 
-def installed(engine: Engine, python: str | None = None) -> bool:
+def installed(engine: Installable, python: str | None = None) -> bool:
     """Whether the pinned version is installed and complete."""
     return (folder(engine, python) / MARKER).is_file()
 
 
-def bin_dir(engine: Engine) -> str:
+def bin_dir(engine: Installable) -> str:
     """The engine's executables, relative to its installed folder."""
     return "node_modules/.bin" if engine.package.registry == "npm" else "bin"
 
 
-def ensure(engine: Engine, progress: Progress | None = None, python: str | None = None) -> Path:
+def ensure(
+    engine: Installable, progress: Progress | None = None, python: str | None = None
+) -> Path:
     """The installed folder of ``engine``, installing it first when it is missing (a PyPI
     engine for the sandbox's Python ``python``, default the runner's)."""
     python = python or python_version()
@@ -136,7 +150,7 @@ def _run(argv: list[str], what: str) -> None:
         raise EngineInstallError(f"{what} failed (exit {result.returncode}): {' / '.join(tail)}")
 
 
-def _npm(engine: Engine, work: Path) -> None:
+def _npm(engine: Installable, work: Path) -> None:
     npm = shutil.which("npm") or "npm"
     _run(
         [
@@ -180,7 +194,7 @@ def _platform_binaries(work: Path) -> list[Path]:
     return found
 
 
-def _pip(engine: Engine, work: Path, python: str) -> None:
+def _pip(engine: Installable, work: Path, python: str) -> None:
     _run(
         [
             sys.executable,

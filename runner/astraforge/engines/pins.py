@@ -50,3 +50,6 @@ PINS: dict[str, Package] = {
     "deepagents": Package("pypi", "deepagents-code", "0.2.2"),
     "kimi": Package("pypi", "kimi-cli", "1.52.0"),
 }
+
+# Not an engine: the toolkit's page tool runs it in the sandbox with Debian's chromium.
+PLAYWRIGHT = Package("pypi", "playwright", "1.65.2")
