@@ -95,3 +95,43 @@ def test_bad_arguments_are_one_clear_error(tmp_path: Path) -> None:
         Sandbox.open(tmp_path / "missing", backend="bwrap")
     with pytest.raises(UsageError, match="network='allowlist'"):
         Sandbox.open(tmp_path, backend="bwrap", allow=["example.org"])
+
+
+@pytest.mark.parametrize("backend", ["docker", "bwrap"])
+def test_an_allow_list_lets_out_the_named_host_only(tmp_path: Path, backend: str) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Hello(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"hello through the proxy")
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    servers = [ThreadingHTTPServer(("127.0.0.1", 0), Hello) for _ in range(2)]
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    allowed, other = (s.server_address[1] for s in servers)
+    fetch = (
+        "python3 -c 'import sys, urllib.request as u\n"
+        "for port in sys.argv[1:]:\n"
+        '    try: print(u.urlopen(f"http://127.0.0.1:{port}/", timeout=10).read().decode())\n'
+        "    except Exception as exc: print(type(exc).__name__)' " + f"{allowed} {other}"
+    )
+    try:
+        with Sandbox.open(
+            make_repo(tmp_path),
+            backend=backend,
+            image=IMAGE,
+            network="allowlist",
+            allow=[f"127.0.0.1:{allowed}"],
+        ) as box:
+            lines = box.run(fetch).output.splitlines()
+    finally:
+        for server in servers:
+            server.shutdown()
+    assert lines[0] == "hello through the proxy"
+    assert lines[1] != "hello through the proxy"
