@@ -4,11 +4,14 @@ server, the scripted model server, and the real Docker sandbox."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from tests.servers.llm import call, reply
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,6 +63,14 @@ APP_FILES = {
         "model:\n  name: test-model\n  max_retries: 0\n"
     ),
 }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_install_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The act runs share the action's install cache, as a repository's runs do."""
+    os.environ["ASTRAFORGE_ACT_CACHE"] = str(tmp_path_factory.mktemp("act-install-cache"))
+    yield
+    os.environ.pop("ASTRAFORGE_ACT_CACHE", None)
 
 
 def tool(name: str) -> str:

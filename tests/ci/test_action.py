@@ -20,6 +20,7 @@ from astraforge.events import sentry as sentry_events
 
 CHECKOUT_SHA = "08c6903cd8c0fde910a37f88322edcfb5dd907a8"  # the pins of the example workflows
 UPLOAD_SHA = "b7c566a772e6b6bfb58ed0dc250532a479d7789f"
+CACHE_SHA = "5a3ec84eff668545956fd18022155c47e93e2684"  # action.yml's install cache
 TOKEN = "ghs_" + "ActRunToken" * 4
 LLM_KEY = "sk-test-" + "ActLlmKey0" * 3
 FIX = [
@@ -65,6 +66,7 @@ def run_act(
     workflow_file: str,
     server: FakeGitHub,
     llm: ScriptedLLM,
+    act_cache: Path | None = None,
 ) -> Run:
     tmp_path.mkdir(parents=True, exist_ok=True)
     event_file = tmp_path / "event.json"
@@ -83,6 +85,8 @@ def run_act(
         f"actions/checkout@{CHECKOUT_SHA}={STANDINS / 'checkout'}",
         "--local-repository",
         f"actions/upload-artifact@{UPLOAD_SHA}={STANDINS / 'upload-artifact'}",
+        "--local-repository",
+        f"actions/cache@{CACHE_SHA}={STANDINS / 'cache'}",
         "--action-offline-mode",
         "--action-cache-path",
         str(tmp_path / "act-cache"),
@@ -92,6 +96,8 @@ def run_act(
         f"OPENAI_BASE_URL={llm.url}",
         "--env",
         f"ACT_ARTIFACTS={artifacts}",
+        "--env",
+        f"ACT_CACHE={act_cache or os.environ.get('ASTRAFORGE_ACT_CACHE') or tmp_path / 'cache'}",
         "-s",
         f"GITHUB_TOKEN={TOKEN}",
         "-s",
@@ -162,6 +168,30 @@ def test_issue_labeled(tmp_path: Path) -> None:
     status = server.comments[payload["issue"]["number"]]
     assert len(status) == 1
     assert "proposes a fix" in status[0]["body"]
+
+
+def test_the_second_run_installs_from_the_restored_cache(tmp_path: Path) -> None:
+    """The action restores uv's cache saved by the run before, so the next install links
+    from it instead of downloading (and never asks for a setup-python or cache step)."""
+    payload = load_fixture("github/issues.labeled.json")
+    payload["label"]["name"] = "astraforge"
+    payload["issue"]["title"] = "Average of an empty cart crashes"
+    cache = tmp_path / "install-cache"
+    logs = []
+    for name in ("first", "second"):
+        ws, server = setup(tmp_path / name, payload, "astraforge-issues.yml")
+        with server, scripted(list(FIX)) as llm:
+            result, _ = run_act(
+                tmp_path / name, ws, "issues", payload, "astraforge-issues.yml", server, llm, cache
+            )
+        assert result.returncode == 0, result.stdout[-3000:]
+        logs.append(result.stdout)
+    first, second = logs
+    assert "no cache for astraforge-Linux-" in first
+    assert "saved astraforge-Linux-" in first
+    assert "restored astraforge-Linux-" in second
+    assert "saved astraforge-" not in second  # a hit is not saved again
+    assert len(list(cache.iterdir())) == 1
 
 
 def test_issue_comment_command(tmp_path: Path) -> None:

@@ -81,8 +81,9 @@ def test_action_passes_inputs_through_env_only() -> None:
         "duration_seconds",
     }
     for step in action["runs"]["steps"]:
-        assert "${{" not in step["run"]
-    run_env = action["runs"]["steps"][1]["env"]
+        assert "${{" not in step.get("run", "")
+        assert "inputs." not in str(step.get("with", ""))  # the cache steps take no input
+    run_env = next(s for s in action["runs"]["steps"] if s.get("id") == "run")["env"]
     used = {m for v in run_env.values() for m in re.findall(r"inputs\.(\w+)", v)}
     assert used == inputs
 
@@ -125,3 +126,14 @@ def test_gitlab_template_validates_against_gitlab_ci_schema(tmp_path: Path) -> N
     assert job["astraforge"]["artifacts"]["reports"]["dotenv"].endswith("astraforge.env")
     rules = [r["if"] for r in job["astraforge"]["rules"]]
     assert '$CI_PIPELINE_SOURCE == "trigger"' in rules
+
+
+def test_the_gitlab_component_installs_with_uv_from_a_kept_cache() -> None:
+    header, body = (ROOT / "templates" / "astraforge.yml").read_text().split("\n---\n")
+    job = yaml.safe_load(body)["astraforge"]
+    assert job["cache"]["paths"] == [".astraforge-cache/"]
+    assert job["cache"]["when"] == "always"
+    script = "\n".join(job["script"])
+    assert 'UV_CACHE_DIR="$CI_PROJECT_DIR/.astraforge-cache/uv"' in script
+    assert "uv==0.13.9" in script
+    assert "uv_version=0.13.9" in (ROOT / "action" / "install.sh").read_text()
