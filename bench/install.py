@@ -133,10 +133,9 @@ def main() -> int:
     print(f"  pip cold {pip_cold:6.2f} s   pip warm {pip_warm:6.2f} s")
     print(f"  uv  cold {uv_cold:6.2f} s   uv  warm {uv_warm:6.2f} s")
     print(f"  uv/pip: cold {uv_cold / pip_cold:.2f}x, warm {uv_warm / pip_warm:.2f}x")
-    print(
-        f"  goals: warm {uv_warm:.2f} s ≤ {WARM_GOAL} s {'met' if uv_warm <= WARM_GOAL else 'MISSED'}, "
-        f"cold {uv_cold:.2f} s ≤ {COLD_GOAL} s {'met' if uv_cold <= COLD_GOAL else 'MISSED'}"
-    )
+    for name, seconds, goal in (("warm", uv_warm, WARM_GOAL), ("cold", uv_cold, COLD_GOAL)):
+        verdict = "met" if seconds <= goal else "MISSED"
+        print(f"  goal: uv {name} {seconds:.2f} s <= {goal} s: {verdict}")
     return 0
 
 

@@ -129,7 +129,7 @@ def test_gitlab_template_validates_against_gitlab_ci_schema(tmp_path: Path) -> N
 
 
 def test_the_gitlab_component_installs_with_uv_from_a_kept_cache() -> None:
-    header, body = (ROOT / "templates" / "astraforge.yml").read_text().split("\n---\n")
+    body = (ROOT / "templates" / "astraforge.yml").read_text().split("\n---\n")[1]
     job = yaml.safe_load(body)["astraforge"]
     assert job["cache"]["paths"] == [".astraforge-cache/"]
     assert job["cache"]["when"] == "always"
