@@ -98,10 +98,10 @@ def test_each_engine_fixes_the_bug_through_its_own_tools(tmp_path: Path, engine:
         assert LEAKS.search(shell["result"]).groups() == ("0", "0")  # type: ignore[union-attr]
     gateway = [e for e in trail if e["type"] == "gateway"]
     assert gateway
-    # the fix and the final message came through; an engine may retry a call that failed
-    # under load (seen once with vibe on a busy machine), and the trajectory records that too
+    # an engine may retry a call that failed under load (seen once with vibe on a busy
+    # machine); the trajectory records that call too, and most calls were answered
     answered = [e for e in gateway if e["status"] == 200]
-    assert len(answered) >= 2, [(e["status"], e.get("error")) for e in gateway]
+    assert len(answered) * 2 > len(gateway), [(e["status"], e.get("error")) for e in gateway]
     assert result.outcome.usage["turns"] == len(gateway)
     text = (result.out / "trajectory.jsonl").read_text() + json.dumps(
         result.outcome.model_dump(mode="json")
