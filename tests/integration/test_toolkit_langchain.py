@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import struct
 import zlib
 from collections.abc import Iterator
@@ -76,8 +77,12 @@ def test_view_image_returns_a_png_made_in_the_sandbox(tools: dict[str, BaseTool]
     assert "not a PNG" in str(refused.content)
 
 
-def test_the_page_tool_opens_a_page_served_inside_the_sandbox(tmp_path: Path) -> None:
-    """bubblewrap shows the host's Debian chromium; the Docker test image has none."""
+BROWSER_IMAGE = os.environ.get("ASTRAFORGE_TEST_BROWSER_IMAGE", "astraforge-sandbox:browser")
+
+
+@pytest.mark.parametrize("backend", ["bwrap", "docker"])
+def test_the_page_tool_opens_a_page_served_inside_the_sandbox(tmp_path: Path, backend: str) -> None:
+    """Debian's chromium: the host's through bubblewrap, the image's with Docker."""
     repo = make_repo(tmp_path)
     (repo / "site").mkdir()
     (repo / "site" / "index.html").write_text(
@@ -87,7 +92,7 @@ def test_the_page_tool_opens_a_page_served_inside_the_sandbox(tmp_path: Path) ->
     from tests.integration.conftest import commit
 
     commit(repo)
-    with Sandbox.open(repo, backend="bwrap", browser=True) as box:
+    with Sandbox.open(repo, backend=backend, image=BROWSER_IMAGE, browser=True) as box:
         tool = {t.name: t for t in sandbox_tools(box)}["sandbox_open_url_with_playwright"]
         out = call(
             tool,
