@@ -14,6 +14,7 @@ Goals on the CI machine: warm ≤ 3 s, cold ≤ 8 s.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -27,17 +28,24 @@ UV_VERSION = "0.13.9"  # as action/install.sh
 WARM_GOAL, COLD_GOAL = 3.0, 8.0
 
 
-def timed(argv: list[str], **env: str) -> float:
-    started = time.monotonic()
-    subprocess.run(argv, check=True, capture_output=True, env={**_env(), **env})
-    return time.monotonic() - started
-
-
-def _env() -> dict[str, str]:
-    import os
-
+def run(argv: list[str], **env: str) -> None:
     keep = ("PATH", "HOME", "LANG", "TMPDIR")
-    return {k: v for k, v in os.environ.items() if k in keep}
+    base = {k: v for k, v in os.environ.items() if k in keep}
+    subprocess.run(argv, check=True, capture_output=True, env={**base, **env})
+
+
+def local(wheelhouse: Path) -> list[str]:
+    """The installer options that take packages from the wheelhouse only."""
+    return ["--no-index", "--find-links", str(wheelhouse)]
+
+
+def pip(python: str, wheelhouse: Path, *args: str) -> None:
+    """``pip install`` from the wheelhouse, without the machine's pip configuration."""
+    quiet = ["--quiet", "--disable-pip-version-check"]
+    run(
+        [python, "-m", "pip", "install", *quiet, *local(wheelhouse), *args],
+        PIP_CONFIG_FILE=os.devnull,
+    )
 
 
 def pip_install(work: Path, wheelhouse: Path, cache: Path | None) -> float:
@@ -45,69 +53,23 @@ def pip_install(work: Path, wheelhouse: Path, cache: Path | None) -> float:
     started = time.monotonic()
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     cache_args = ["--cache-dir", str(cache)] if cache else ["--no-cache-dir"]
-    timed(
-        [
-            str(venv / "bin" / "python"),
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-index",
-            "--find-links",
-            str(wheelhouse),
-            *cache_args,
-            "--constraint",
-            str(CONSTRAINTS),
-            str(ROOT),
-        ],
-        PIP_CONFIG_FILE="/dev/null",
-    )
+    python = str(venv / "bin" / "python")
+    pip(python, wheelhouse, *cache_args, "--constraint", str(CONSTRAINTS), str(ROOT))
     return time.monotonic() - started
 
 
 def uv_install(work: Path, wheelhouse: Path, cache: Path) -> float:
     venv = work / f"venv-uv-{time.monotonic_ns()}"
     uv_home = cache / f"uv-{UV_VERSION}"
-    uv = uv_home / "bin" / "uv"
+    uv = str(uv_home / "bin" / "uv")
     started = time.monotonic()
-    if not uv.exists():
-        timed(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--no-index",
-                "--find-links",
-                str(wheelhouse),
-                "--target",
-                str(uv_home),
-                f"uv=={UV_VERSION}",
-            ],
-            PIP_CONFIG_FILE="/dev/null",
-        )
+    if not Path(uv).exists():
+        pip(sys.executable, wheelhouse, "--target", str(uv_home), f"uv=={UV_VERSION}")
     common = {"UV_CACHE_DIR": str(cache), "UV_PYTHON_DOWNLOADS": "never", "UV_NO_PROGRESS": "1"}
-    timed([str(uv), "venv", "--quiet", "--python", sys.executable, str(venv)], **common)
-    timed(
-        [
-            str(uv),
-            "pip",
-            "install",
-            "--quiet",
-            "--python",
-            str(venv / "bin" / "python"),
-            "--no-index",
-            "--find-links",
-            str(wheelhouse),
-            "--constraint",
-            str(CONSTRAINTS),
-            str(ROOT),
-        ],
-        **common,
-    )
+    run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], **common)
+    target = ["--python", str(venv / "bin" / "python")]
+    pins = ["--constraint", str(CONSTRAINTS), str(ROOT)]
+    run([uv, "pip", "install", "--quiet", *target, *local(wheelhouse), *pins], **common)
     return time.monotonic() - started
 
 

@@ -101,6 +101,16 @@ class PolicyError(AstraForgeError):
     default_remediation = "review the policy file; the report lists the rule that blocked the run"
 
 
+class EngineError(AstraForgeError):
+    """A coding-agent engine cannot run in this sandbox, or ended with an error of its own."""
+
+    exit_code = 9
+    default_remediation = (
+        "read the engine's lines in trajectory.jsonl; `astraforge engines list` shows what "
+        "each engine needs"
+    )
+
+
 def _field_names(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     """The field names allowed at ``loc`` (for "did you mean")."""
     current: Any = model

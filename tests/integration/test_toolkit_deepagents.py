@@ -26,6 +26,15 @@ class ScriptedModel(GenericFakeChatModel):
         return self
 
 
+def git_status(repo: Path) -> str:
+    return subprocess.run(
+        ["git", "-C", str(repo), "status", "--porcelain"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
 def step(name: str, **args: Any) -> AIMessage:
     return AIMessage(
         content="", tool_calls=[{"name": name, "args": args, "id": name, "type": "tool_call"}]
@@ -37,12 +46,7 @@ def test_a_deep_agent_lists_writes_and_executes_inside_the_sandbox(
     tmp_path: Path, backend: str
 ) -> None:
     repo = make_repo(tmp_path)
-    before = subprocess.run(
-        ["git", "-C", str(repo), "status", "--porcelain"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    before = git_status(repo)
     script = iter(
         [
             step("ls", path="/workspace"),
@@ -73,12 +77,7 @@ def test_a_deep_agent_lists_writes_and_executes_inside_the_sandbox(
     assert "+print('hello from', __import__('os').getuid())" in patch
     assert "new file mode 100644" in patch
     # the host's checkout is as it was: the agent wrote inside the sandbox only
-    after = subprocess.run(
-        ["git", "-C", str(repo), "status", "--porcelain"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    after = git_status(repo)
     assert after == before
     assert not (repo / "hello.py").exists()
     assert not Path("/etc/escape.txt").exists()

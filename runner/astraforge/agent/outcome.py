@@ -43,7 +43,6 @@ class TestRun(_Model):
 
     @classmethod
     def of(cls, phase: str, command: str, result: ExecResult) -> TestRun:
-        output = result.stdout + ("\n" if result.stdout and result.stderr else "") + result.stderr
         return cls(
             phase=phase,
             command=command,
@@ -51,7 +50,7 @@ class TestRun(_Model):
             passed=result.ok,
             timed_out=result.timed_out,
             seconds=round(result.duration, 3),
-            output=output[-OUTPUT_TAIL:],
+            output=result.output[-OUTPUT_TAIL:],
         )
 
 

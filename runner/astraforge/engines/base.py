@@ -126,20 +126,6 @@ def json_lines(output: str) -> Iterator[dict[str, Any]]:
             yield value
 
 
-def last_json(output: str) -> dict[str, Any] | None:
-    """The last JSON object of an output that prints one document (maybe after logs)."""
-    start = output.find("{")
-    while start != -1:
-        try:
-            value = json.loads(output[start:])
-        except json.JSONDecodeError:
-            start = output.find("\n{", start + 1)
-            start = start + 1 if start != -1 else -1
-            continue
-        return value if isinstance(value, dict) else None
-    return None
-
-
 SECTION = re.compile(
     r"^\s*(?:#+\s*|\*\*)?(summary|root cause|tests?)\s*(?:\*\*)?\s*:?\s*(?:\*\*)?\s*", re.I
 )

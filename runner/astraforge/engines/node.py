@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from astraforge.engines.base import Engine, Settings, Transcript, json_lines, last_json
+from astraforge.engines.base import Engine, Settings, Transcript, json_lines
 from astraforge.engines.pins import ARCH
 from astraforge.sandbox.config import HOME
 
@@ -141,30 +141,36 @@ class Claude(Engine):
         return {**QUIET, "IS_SANDBOX": "1"}
 
     def read(self, output: str) -> Transcript:
-        transcript = Transcript()
-        calls: dict[str, tuple[str, Any]] = {}
-        for event in json_lines(output):
-            kind = event.get("type")
-            content = (event.get("message") or {}).get("content")
-            if kind == "assistant" and isinstance(content, list):
-                for block in content:
-                    if block.get("type") == "text":
-                        transcript.message("assistant", str(block.get("text", "")))
-                    elif block.get("type") == "tool_use":
-                        calls[str(block.get("id"))] = (str(block.get("name")), block.get("input"))
-            elif kind == "user" and isinstance(content, list):
-                for block in content:
-                    if block.get("type") == "tool_result" and block.get("tool_use_id") in calls:
-                        name, arguments = calls.pop(str(block.get("tool_use_id")))
-                        transcript.tool(name, arguments, _text(block.get("content")))
-            elif kind == "result":
-                if event.get("is_error"):
-                    transcript.error = str(event.get("result") or event.get("subtype"))
-                elif event.get("result"):
-                    transcript.final = str(event["result"])
-        for name, arguments in calls.values():
-            transcript.tool(name, arguments, None)
-        return transcript
+        return read_stream_json(output)
+
+
+def read_stream_json(output: str) -> Transcript:
+    """Claude Code's ``stream-json`` events (Qwen Code prints the same): assistant text and
+    tool uses, the user turns carrying their results, and the result line."""
+    transcript = Transcript()
+    calls: dict[str, tuple[str, Any]] = {}
+    for event in json_lines(output):
+        kind = event.get("type")
+        content = (event.get("message") or {}).get("content")
+        if kind == "assistant" and isinstance(content, list):
+            for block in content:
+                if block.get("type") == "text":
+                    transcript.message("assistant", str(block.get("text", "")))
+                elif block.get("type") == "tool_use":
+                    calls[str(block.get("id"))] = (str(block.get("name")), block.get("input"))
+        elif kind == "user" and isinstance(content, list):
+            for block in content:
+                if block.get("type") == "tool_result" and block.get("tool_use_id") in calls:
+                    name, arguments = calls.pop(str(block.get("tool_use_id")))
+                    transcript.tool(name, arguments, _text(block.get("content")))
+        elif kind == "result":
+            if event.get("is_error"):
+                transcript.error = str(event.get("result") or event.get("subtype"))
+            elif event.get("result"):
+                transcript.final = str(event["result"])
+    for name, arguments in calls.values():
+        transcript.tool(name, arguments, None)
+    return transcript
 
 
 class Gemini(Engine):
@@ -229,8 +235,6 @@ class Gemini(Engine):
                 transcript.error = str(error.get("message") if isinstance(error, dict) else error)
         if text:
             transcript.message("assistant", "".join(text))
-        if not transcript.events and (document := last_json(output)):
-            transcript.message("assistant", str(document.get("response", "")))
         return transcript
 
 
@@ -330,8 +334,7 @@ class Qwen(Gemini):
         return {**QUIET, "OPENAI_MODEL": settings.model, "QWEN_CODE_TRUST_WORKSPACE": "true"}
 
     def read(self, output: str) -> Transcript:
-        claude = Claude().read(output)  # its stream-json follows Claude Code's
-        return claude if claude.events or claude.error else super().read(output)
+        return read_stream_json(output)  # Claude Code's format, not Gemini CLI's
 
 
 class Kilo(OpenCode):

@@ -4,7 +4,6 @@ how it ended as a :class:`~astraforge.agent.loop.LoopEnd`."""
 
 from __future__ import annotations
 
-import json
 import shlex
 from typing import TYPE_CHECKING
 
@@ -12,8 +11,8 @@ from astraforge.agent.loop import Budget, LoopEnd
 from astraforge.agent.tools import Finish
 from astraforge.agent.trajectory import Trajectory
 from astraforge.engines.base import ENGINE_ROOT, SCRATCH, Engine, Settings, sections
-from astraforge.engines.install import MARKER, bin_dir
-from astraforge.errors import AstraForgeError
+from astraforge.engines.install import bin_dir
+from astraforge.errors import EngineError
 from astraforge.progress import Progress
 from astraforge.sandbox import Sandbox
 from astraforge.sandbox.config import HOME, WORKSPACE
@@ -25,16 +24,6 @@ PROMPT = f"{SCRATCH}/prompt.md"
 OUTPUT = f"{SCRATCH}/output.jsonl"
 ERRORS = f"{SCRATCH}/stderr.log"
 MIN_SECONDS = 5.0
-
-
-class EngineError(AstraForgeError):
-    """The engine ended with an error of its own."""
-
-    exit_code = 9
-    default_remediation = (
-        "read the engine's lines in trajectory.jsonl; `astraforge engines list` shows what "
-        "each engine needs"
-    )
 
 
 def command_line(engine: Engine, settings: Settings) -> str:
@@ -63,7 +52,6 @@ def run_round(
 ) -> LoopEnd:
     """Run the engine once on ``prompt``; raises :class:`EngineError` when it failed for a
     reason of its own (a refused budget or the deadline is a budget end, not an error)."""
-    _check_python(engine, sandbox)
     settings = Settings(model=model, env=sandbox.environment())
     for path, text in engine.home_files(settings).items():
         sandbox.write_private(f"{HOME}/{path}", text.encode())
@@ -115,26 +103,6 @@ def run_round(
             tests=parts.get("tests"),
         ),
     )
-
-
-def _check_python(engine: Engine, sandbox: Sandbox) -> None:
-    """A PyPI engine's wheels were installed for one Python version: the sandbox's must be
-    the same (it is, unless the image changed since)."""
-    if engine.package.registry != "pypi":
-        return
-    probe = sandbox.run(
-        f"python3 -c 'import sys; print(\"%d.%d\" % sys.version_info[:2])'; "
-        f"cat {ENGINE_ROOT}/{MARKER}"
-    )
-    lines = probe.stdout.strip().splitlines()
-    found = lines[0] if lines and not lines[0].startswith("{") else "none"
-    wanted = json.loads(lines[-1]).get("python") if lines and lines[-1].startswith("{") else None
-    if found != wanted:
-        raise EngineError(
-            f"{engine.name} is installed for Python {wanted}, the sandbox has {found}",
-            f"use a sandbox image with Python {wanted} or newer than 3.11 (sandbox.image), "
-            "then the runner installs it for that one",
-        )
 
 
 def _brief(arguments: object) -> str:

@@ -13,7 +13,7 @@ from astraforge.config import Config
 from astraforge.engines import BUILTIN, Engine, get
 from astraforge.engines.base import ENGINE_ROOT
 from astraforge.engines.install import MARKER, ensure
-from astraforge.errors import ConfigError
+from astraforge.errors import ConfigError, EngineError
 from astraforge.progress import Progress
 from astraforge.sandbox.config import WORKSPACE, BwrapConfig, Mount, SandboxSpec
 
@@ -39,7 +39,14 @@ def engine_mount(engine: Engine, spec: SandboxSpec, progress: Progress) -> Mount
     """The engine's installed folder (installed now when missing, a PyPI engine for the
     sandbox's Python), read-only in the sandbox; the key changes with every install, so a
     Docker volume is never stale."""
-    python = sandbox_python(spec) if engine.package.registry == "pypi" else None
+    python = None
+    if engine.package.registry == "pypi":
+        python = sandbox_python(spec)
+        if python is None:  # before anything is installed or started
+            raise EngineError(
+                f"{engine.name} runs with the sandbox's python3, and the sandbox has none",
+                "use a sandbox image with Python (sandbox.image), or the bwrap backend",
+            )
     folder = ensure(engine, progress, python)
     marker = (folder / MARKER).read_bytes()
     digest = hashlib.sha256(marker + str(folder).encode()).hexdigest()[:12]

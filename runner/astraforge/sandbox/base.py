@@ -54,6 +54,11 @@ class ExecResult:
     def ok(self) -> bool:
         return self.exit_code == 0 and not self.timed_out
 
+    @property
+    def output(self) -> str:
+        """stdout, then stderr, on a new line when both have text."""
+        return self.stdout + ("\n" if self.stdout and self.stderr else "") + self.stderr
+
 
 @dataclass(frozen=True)
 class _Stat:
@@ -299,24 +304,19 @@ class Sandbox(ABC):
         target = self._path(path)
         if target == WORKSPACE:
             raise IsADirectoryError(path)
-        encoded = base64.encodebytes(data).decode()
-        raw = self._live().call(
-            f"__af_write {shlex.quote(target)} {shlex.quote(path)} <<'__AF_B64__'\n"
-            f"{encoded}__AF_B64__",
-            FILE_TIMEOUT,
-        )
-        raise_for(raw.exit_code, raw.stderr, path)
+        self._pipe_in(f"__af_write {shlex.quote(target)} {shlex.quote(path)}", data, path)
 
     def write_private(self, path: str, data: bytes) -> None:
         """Write a file of the sandbox's own, under ``$HOME`` or ``/tmp`` (never the
         workspace): an engine's configuration, a prompt."""
         target = private(path)
+        folder = shlex.quote(target.rsplit("/", 1)[0])
+        self._pipe_in(f"mkdir -p -- {folder} && base64 -d > {shlex.quote(target)}", data, path)
+
+    def _pipe_in(self, command: str, data: bytes, path: str) -> None:
+        """Run ``command`` with ``data`` on its stdin, as base64 in a here-document."""
         encoded = base64.encodebytes(data).decode()
-        raw = self._live().call(
-            f"mkdir -p -- {shlex.quote(target.rsplit('/', 1)[0])} && "
-            f"base64 -d > {shlex.quote(target)} <<'__AF_B64__'\n{encoded}__AF_B64__",
-            FILE_TIMEOUT,
-        )
+        raw = self._live().call(f"{command} <<'__AF_B64__'\n{encoded}__AF_B64__", FILE_TIMEOUT)
         raise_for(raw.exit_code, raw.stderr, path)
 
     def read_private(self, path: str) -> bytes:

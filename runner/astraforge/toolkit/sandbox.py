@@ -25,6 +25,7 @@ from astraforge.sandbox.config import WORKSPACE, Mount
 if TYPE_CHECKING:
     from astraforge.gateway.service import Gateway
 
+TREE = "/tmp/.astraforge-tree"  # noqa: S108 - a listing, in the sandbox's own tmpfs
 BROWSER_ROOT = "/opt/astraforge/browser"  # playwright, read-only, when opened with browser=True
 CHROMIUM = "/usr/lib/chromium/chromium"  # Debian's (its /usr/bin one is a wrapper script)
 Backend = Literal["docker", "bwrap"]
@@ -152,10 +153,9 @@ class Sandbox:
         """Run ``command`` in the persistent shell (its directory and variables carry over;
         processes it leaves behind do not)."""
         result = self._backend.run(command, timeout=timeout)
-        output = result.stdout + ("\n" if result.stdout and result.stderr else "") + result.stderr
         return RunResult(
             exit_code=result.exit_code,
-            output=output,
+            output=result.output,
             duration=round(result.duration, 3),
             timed_out=result.timed_out,
             truncated=result.truncated,
@@ -212,32 +212,25 @@ class Sandbox:
         root = Path(target)
         root.mkdir(parents=True, exist_ok=True)
         links = []
-        for name, kind_char in self._tree(path):
+        for kind_char, mode, name, link in self._find(path, "%y\\0%m\\0%P\\0%l\\0", 4):
             local = _inside(root, name)
             if kind_char == "d":
                 local.mkdir(parents=True, exist_ok=True)
             elif kind_char == "l":
-                links.append((name, local))
-            else:
+                links.append((local, link))
+            elif kind_char == "f":
                 local.parent.mkdir(parents=True, exist_ok=True)
                 local.write_bytes(self.read_file(posixpath.join(path, name)))
-                mode = self.run(f"stat -c %a {self._quoted(posixpath.join(path, name))}")
-                if mode.ok and int(mode.output.strip() or "644", 8) & 0o111:
+                if int(mode, 8) & 0o111:
                     local.chmod(0o755)
-        for name, local in links:
-            result = self.run(f"readlink -- {self._quoted(posixpath.join(path, name))}")
-            local.symlink_to(result.output.rstrip("\n"))
+        for local, link in links:
+            local.symlink_to(link)
         return None
 
     def list_dir(self, path: str = ".") -> list[str]:
         """The names in a folder, sorted; folders end with ``/``."""
-        result = self._check(
-            f"(cd {self._quoted(path)} && for f in * .[!.]* ..?*; do "
-            '[ -e "$f" ] || [ -L "$f" ] || continue; '
-            'if [ -d "$f" ] && [ ! -L "$f" ]; then echo "$f/"; else echo "$f"; fi; done)',
-            path,
-        )
-        return sorted(line for line in result.output.splitlines() if line)
+        found = self._find(path, "%y\\0%P\\0", 2, "-maxdepth 1")
+        return sorted(name + ("/" if kind == "d" else "") for kind, name in found)
 
     def changes(self) -> str:
         """The workspace's changes since the sandbox started, as a git patch (modes,
@@ -265,13 +258,18 @@ class Sandbox:
             raise OSError(f"{path}: {result.output.strip()[-300:]}")
         return result
 
-    def _tree(self, path: str) -> list[tuple[str, str]]:
-        result = self._check(
-            f"(cd {self._quoted(path)} && find . -mindepth 1 \\( -type d -printf 'd %P\\n' \\) "
-            "-o \\( -type l -printf 'l %P\\n' \\) -o \\( -type f -printf 'f %P\\n' \\))",
+    def _find(self, path: str, fields: str, count: int, depth: str = "") -> list[list[str]]:
+        """``find -printf`` of everything below ``path``: ``count`` NUL-ended fields per
+        entry, through a file of the sandbox's own (any name, any number of entries)."""
+        listing = f"{TREE}-{self.run_id}"
+        self._check(
+            f"(cd {self._quoted(path)} && find . -mindepth 1 {depth} -printf '{fields}') "
+            f"> {listing}",
             path,
         )
-        return [(line[2:], line[0]) for line in result.output.splitlines() if len(line) > 2]
+        parts = self.read_private(listing).decode("utf-8", "surrogateescape").split("\0")[:-1]
+        self.run(f"rm -f {listing}")
+        return [parts[i : i + count] for i in range(0, len(parts) - count + 1, count)]
 
 
 def _executable(path: Path) -> bool:
