@@ -1,6 +1,7 @@
-"""Branches on the forge: a fix commit built beside the checkout and pushed with a header
-(never a token in argv or .git/config), and a follow-up's branch fetched, continued with a
-commit on its tip and pushed without ever forcing over anyone."""
+"""Branches on the forge: a fix commit built beside the checkout and written to the branch
+(pushed with a header, never a token in argv or .git/config, or through the forge's API by a
+:class:`Writer`), and a follow-up's branch fetched, continued with a commit on its tip and
+written without ever forcing over anyone."""
 
 from __future__ import annotations
 
@@ -8,13 +9,20 @@ import base64
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Protocol
 
 from astraforge.errors import AstraForgeError
 from astraforge.git import run_git
 
 TRAILER = "AstraForge-Fingerprint"
+
+
+class Unsupported(AstraForgeError):
+    """The forge cannot write a branch this way; another :class:`Writer` may."""
+
+    exit_code = 5
 
 
 class PushRejected(AstraForgeError):
@@ -101,6 +109,18 @@ class WorkRepo:
         ).strip()
         return commit, tree
 
+    def describe(self, commit: str) -> tuple[str, list[str], str]:
+        """(tree, parents, message) of a commit, the message byte for byte."""
+        raw = self.git("cat-file", "commit", commit)
+        header, _, message = raw.partition("\n\n")
+        fields = [line.split(" ", 1) for line in header.splitlines() if " " in line]
+        tree = next(value for key, value in fields if key == "tree")
+        return tree, [value for key, value in fields if key == "parent"], message
+
+    def blob(self, sha: str) -> bytes:
+        """A blob's bytes."""
+        return run_git(["cat-file", "blob", sha], self.dir).stdout
+
     def remote_tip(self, url: str, branch: str, auth: Mapping[str, str]) -> str | None:
         out = self.git("ls-remote", "--", url, f"refs/heads/{branch}", env=auth)
         return out.split()[0] if out.strip() else None
@@ -135,13 +155,78 @@ class WorkRepo:
 
 
 @dataclass(frozen=True)
+class Written:
+    """What writing a commit to a branch gave: whether the forge took it, the commit the
+    branch now holds (an API writes its own commit object), and the forge's words."""
+
+    accepted: bool
+    commit: str
+    detail: str = ""
+    verified: bool | None = None  # the forge signed the commit and shows it as verified
+    how: str = "push"
+    note: str = ""  # why it was written the way it was, when that is news
+
+
+class Writer(Protocol):
+    """Puts a commit made in a :class:`WorkRepo` at a branch of the forge, only if the branch
+    is still at ``expect`` (None: the branch must not exist)."""
+
+    def write(self, work: WorkRepo, branch: str, commit: str, expect: str | None) -> Written: ...
+
+
+@dataclass(frozen=True)
+class GitPush:
+    """Writes with ``git push`` and a lease on the expected tip."""
+
+    url: str
+    auth: Mapping[str, str]
+    options: Sequence[str] = ()
+
+    def write(self, work: WorkRepo, branch: str, commit: str, expect: str | None) -> Written:
+        """Push ``commit`` to ``branch``."""
+        accepted, text = work.push(self.url, branch, commit, expect, self.auth, self.options)
+        return Written(accepted, commit, text)
+
+
+class Preferred:
+    """Writes with ``first``; where the forge cannot (:class:`Unsupported`), with ``then``
+    from there on, saying so once."""
+
+    def __init__(self, first: Writer, then: Writer) -> None:
+        self.first: Writer | None = first
+        self.then = then
+        self.note = ""
+
+    def write(self, work: WorkRepo, branch: str, commit: str, expect: str | None) -> Written:
+        """Write with the preferred writer while it works."""
+        if self.first is not None:
+            try:
+                return self.first.write(work, branch, commit, expect)
+            except Unsupported as exc:
+                self.first, self.note = None, f"{exc.message}; pushed with git instead"
+        written = self.then.write(work, branch, commit, expect)
+        return replace(written, note=self.note)
+
+
+@dataclass(frozen=True)
 class PushResult:
-    """Where a branch ended, and whether this run pushed it."""
+    """Where a branch ended, and whether this run wrote it."""
 
     branch: str
     commit: str
     pushed: bool  # False: the branch already held this tree
     attempts: int
+    verified: bool | None = None
+    how: str = "push"  # "push", or "api" (written through the forge's API)
+    note: str = ""
+
+
+def _rejected(branch: str, detail: str) -> PushRejected:
+    lines = [ln for ln in detail.splitlines() if ln.strip()]
+    return PushRejected(
+        f"pushing {branch} failed: {lines[-1] if lines else 'no reason given'}",
+        "check the token's `contents: write` permission and branch protection; the patch is kept",
+    )
 
 
 def publish_branch(
@@ -155,12 +240,13 @@ def publish_branch(
     branch: str,
     fingerprint: str,
     auth: Mapping[str, str],
+    writer: Writer,
     attempts: int = 3,
-    push_options: Sequence[str] = (),
 ) -> PushResult:
     """Put ``patch`` on ``base`` at ``branch`` of ``url``: one commit on the default branch's
     tip, replacing an earlier AstraForge commit for the same task. A branch holding anyone
-    else's commits is never overwritten; a lost race is retried from a fresh look."""
+    else's commits is never overwritten; a lost race is retried from a fresh look. ``url`` and
+    ``auth`` read the branch; ``writer`` writes it."""
     work = WorkRepo(checkout)
     try:
         commit, tree = work.commit(base, patch, message, author)
@@ -181,17 +267,21 @@ def publish_branch(
                         "for this task; they are not overwritten",
                         "merge or delete the branch, then run again; the patch is kept",
                     )
-            accepted, last = work.push(url, branch, commit, tip, auth, push_options)
-            if accepted:
-                return PushResult(branch, commit, True, attempt)
-            if "stale info" not in last and "fetch first" not in last and "rejected" not in last:
-                break
-        lines = [ln for ln in last.splitlines() if ln.strip()]
-        raise PushRejected(
-            f"pushing {branch} failed: {lines[-1] if lines else 'no reason given'}",
-            "check the token's `contents: write` permission and branch protection; "
-            "the patch is kept",
-        )
+            written = writer.write(work, branch, commit, tip)
+            if written.accepted:
+                return PushResult(
+                    branch,
+                    written.commit,
+                    True,
+                    attempt,
+                    written.verified,
+                    written.how,
+                    written.note,
+                )
+            last = written.detail
+            if work.remote_tip(url, branch, auth) == tip:
+                break  # the branch did not move: a refusal, not a lost race
+        raise _rejected(branch, last)
     finally:
         work.close()
 
@@ -231,33 +321,33 @@ class FetchedBranch:
         return text
 
     def extend(
-        self,
-        patch: str,
-        message: str,
-        author: Author,
-        push_options: Sequence[str] = (),
-        attempts: int = 3,
+        self, patch: str, message: str, author: Author, writer: Writer, attempts: int = 3
     ) -> PushResult:
-        """Commit ``patch`` on the branch's tip and push it as a fast-forward: a commit someone
+        """Commit ``patch`` on the branch's tip and write it as a fast-forward: a commit someone
         pushed meanwhile stays, the patch goes on top of it, and nothing is ever forced."""
         tip, last = self.tip, ""
         for attempt in range(1, attempts + 1):
             commit, _ = self.work.commit(tip, patch, message, author)
-            accepted, last = self.work.push(
-                self.url, self.branch, commit, tip, self.auth, push_options
-            )
-            if accepted:
-                self.tip = commit
-                return PushResult(self.branch, commit, True, attempt)
-            if "stale info" not in last and "fetch first" not in last and "rejected" not in last:
-                break
-            tip = self.work.fetch(self.url, self.branch, self.auth)  # someone pushed: go on top
-        lines = [ln for ln in last.splitlines() if ln.strip()]
-        raise PushRejected(
-            f"pushing {self.branch} failed: {lines[-1] if lines else 'no reason given'}",
-            "check the token's `contents: write` permission and branch protection; "
-            "the patch is kept",
-        )
+            written = writer.write(self.work, self.branch, commit, tip)
+            if written.accepted:
+                self.tip = written.commit
+                if written.commit != commit:  # the forge made its own commit object: fetch it
+                    self.tip = self.work.fetch(self.url, self.branch, self.auth)
+                return PushResult(
+                    self.branch,
+                    self.tip,
+                    True,
+                    attempt,
+                    written.verified,
+                    written.how,
+                    written.note,
+                )
+            last = written.detail
+            moved = self.work.fetch(self.url, self.branch, self.auth)
+            if moved == tip:
+                break  # the branch did not move: a refusal, not a lost race
+            tip = moved  # someone pushed: go on top
+        raise _rejected(self.branch, last)
 
     def close(self) -> None:
         self.work.close()

@@ -22,10 +22,20 @@ from typing import Any
 
 from astraforge import render
 from astraforge.agent.outcome import Outcome
-from astraforge.branches import TRAILER, Author, auth_env, publish_branch
+from astraforge.branches import (
+    TRAILER,
+    Author,
+    GitPush,
+    Preferred,
+    PushResult,
+    Writer,
+    auth_env,
+    publish_branch,
+)
 from astraforge.config import PublishConfig
 from astraforge.context.sanitize import clean, one_line
 from astraforge.credentials import Credentials
+from astraforge.errors import UsageError
 from astraforge.followup.state import encode, new_round, request_of, state_after
 from astraforge.forges.base import AlreadyExists, Forge, PullRequest, upsert_comment
 from astraforge.task import Task
@@ -77,6 +87,7 @@ class Published:
     updated: bool = False
     writes: list[str] = field(default_factory=list)
     commit: str | None = None  # the commit pushed
+    verified: bool | None = None  # the forge signed the commit (GitHub's API)
 
 
 def pr_title(task: Task) -> str:
@@ -203,6 +214,7 @@ def publish(
     auth = forge.git_auth()
     if auth is not None and credentials is not None:
         credentials.check(repo.clone_url, auth.token)
+    env = auth_env(auth.username, auth.token) if auth else {}
     pushed = publish_branch(
         checkout,
         base=base_commit,
@@ -212,12 +224,13 @@ def publish(
         url=repo.clone_url,
         branch=branch,
         fingerprint=task.fingerprint,
-        auth=auth_env(auth.username, auth.token) if auth else {},
-        push_options=forge.push_options,
+        auth=env,
+        writer=writer(forge, config, repo.clone_url, env),
     )
-    result = Published(branch=branch, pr=None, pushed=pushed.pushed)
+    result = Published(branch=branch, pr=None, pushed=pushed.pushed, verified=pushed.verified)
     if pushed.pushed:
-        result.writes.append(f"push {branch}")
+        result.commit = pushed.commit
+        result.writes.append(write_line(pushed))
     pull = forge.find_pr(branch)
     if pull is None:
         try:
@@ -253,6 +266,32 @@ def publish(
             result.writes.append(f"request reviews on PR #{pull.number}")
     result.pr = pull
     return result
+
+
+def writer(forge: Forge, config: PublishConfig, url: str, auth: Mapping[str, str]) -> Writer:
+    """How a fix commit reaches the branch (``publish.commit``): through the forge's API where
+    it signs commits (GitHub), else, or when that API cannot, with git push."""
+    push = GitPush(url, auth, forge.push_options)
+    if config.commit == "push":
+        return push
+    api = forge.commit_writer(Author(config.author_name, config.author_email))
+    if api is None:
+        if config.commit == "api":
+            raise UsageError(
+                f"publish.commit is `api`, but {forge.name} commits are pushed with git",
+                "set publish.commit to `auto` or `push` in .astraforge.yml",
+            )
+        return push
+    return api if config.commit == "api" else Preferred(api, push)
+
+
+def write_line(pushed: PushResult) -> str:
+    """The log line of a written commit: how, and whether the forge signed it."""
+    line = f"push {pushed.branch}: {pushed.commit[:12]}"
+    if pushed.how == "api":
+        signed = "signed by GitHub, verified" if pushed.verified else "not signed by GitHub"
+        line = f"commit {pushed.commit[:12]} on {pushed.branch} through GitHub's API ({signed})"
+    return f"{line} ({pushed.note})" if pushed.note else line
 
 
 def _existing_hash(body: str) -> str | None:

@@ -27,11 +27,21 @@ class FakeGitHub(APIServer):
         self.replies: list[dict[str, Any]] = []  # replies in review threads
         self.runs: dict[int, dict[str, Any]] = {}  # workflow run id -> name, jobs with logs
         self.checks: dict[int, dict[str, Any]] = {}  # check run id -> name, output, annotations
+        self.node_id = "R_kgDOAstra01"
+        self.graphql_update_refs = True  # False: a GitHub whose GraphQL lacks updateRefs
+        self.git_objects: Any = None
         self._ids = 1000
         self._routes()
-        from tests.servers.github_pulls import add_routes
+        from tests.servers import github_git, github_pulls
 
-        add_routes(self)
+        github_pulls.add_routes(self)
+        github_git.add_routes(self)
+
+    def before_dispatch(self, request: Request) -> None:
+        """A branch update through GraphQL counts as a push for the ``before_push`` hooks."""
+        if request.path == "/graphql" and b"updateRefs" in request.body:
+            for hook in list(self.before_push):
+                hook(request.path)
 
     def api(self, path: str = "") -> str:
         return f"{self.url}/repos/{self.full_name}{path}"
@@ -133,6 +143,7 @@ class FakeGitHub(APIServer):
             owner, name = self.full_name.split("/")
             return {
                 "id": 1,
+                "node_id": self.node_id,
                 "name": name,
                 "full_name": self.full_name,
                 "owner": self._user(owner),

@@ -154,8 +154,12 @@ class APIServer:
         self._server.shutdown()
         self._server.server_close()
 
+    def before_dispatch(self, request: Request) -> None:
+        """Called for each API request before its handler, outside the lock."""
+
     # -- dispatch ---------------------------------------------------------------------------
     def _dispatch(self, request: Request) -> Response:
+        self.before_dispatch(request)
         with self.lock:
             self.requests.append(request)
             for fault in self.faults:

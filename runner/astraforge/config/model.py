@@ -239,6 +239,13 @@ class PublishConfig(_Section):
     reviewers: list[str] = Field(default_factory=list, description="asked to review a new PR")
     author_name: str = Field(default="AstraForge", description="commit author and committer")
     author_email: str = Field(default="astraforge@users.noreply.github.com")
+    commit: Literal["auto", "api", "push"] = Field(
+        default="auto",
+        description="how the fix commit reaches the branch. auto: through GitHub's API on "
+        "GitHub.com and GHES (GitHub signs it and shows it verified; the author above becomes "
+        "a Co-authored-by trailer), git push elsewhere or where the API cannot update a branch "
+        "conditionally; api: the API only; push: git push, with the author above",
+    )
 
 
 class FollowUpConfig(_Section):

@@ -14,7 +14,7 @@ from astraforge.context.sanitize import one_line
 from astraforge.errors import AstraForgeError
 from astraforge.followup.state import new_round, replace, replace_section, state_after
 from astraforge.forges.base import Forge, marker
-from astraforge.publish import Published, Texts
+from astraforge.publish import Published, Texts, write_line, writer
 from astraforge.runs import Loaded, Result, Run
 from astraforge.task import Task
 
@@ -33,15 +33,18 @@ def publish(
     the review threads; every write is listed."""
     assert task.pull is not None
     started = branch.tip
+    author = Author(config.author_name, config.author_email)
     pushed = branch.extend(
-        patch, written.message, Author(config.author_name, config.author_email), forge.push_options
+        patch, written.message, author, writer(forge, config, branch.url, branch.auth)
     )
     pull = forge.update_pr(task.pull.number, title=written.title, body=written.body)
-    result = Published(branch=branch.branch, pr=pull, pushed=True, updated=True)
+    result = Published(
+        branch=branch.branch, pr=pull, pushed=True, updated=True, verified=pushed.verified
+    )
     on = "its tip" if pushed.attempts == 1 else "the commits pushed meanwhile"
     result.commit = pushed.commit
     result.writes += [
-        f"push {branch.branch}: {pushed.commit[:12]} on {on} ({started[:12]} when the run began)",
+        f"{write_line(pushed)} on {on} ({started[:12]} when the run began)",
         f"update PR #{pull.number}",
     ]
     summary = one_line(written.message.split("\n\n", 1)[-1].split("\n", 1)[0], 200)

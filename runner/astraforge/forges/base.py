@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from astraforge.branches import Author, Writer
 from astraforge.errors import ForgeError
 from astraforge.task import CIRun, FailedJob, ReviewNote
 
@@ -85,6 +86,9 @@ class Forge(Protocol):
     def repo(self) -> RepoInfo: ...
 
     def git_auth(self) -> GitAuth | None: ...
+
+    # Writes a fix commit through the forge's API (GitHub signs those); None: git push only.
+    def commit_writer(self, author: Author) -> Writer | None: ...
 
     def permission(self, user: str) -> str: ...
 

@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+from astraforge.branches import Author
 from astraforge.errors import ForgeError
 from astraforge.forges.base import (
     AlreadyExists,
@@ -22,6 +23,7 @@ from astraforge.forges.base import (
     RepoInfo,
     download_tail,
 )
+from astraforge.forges.github_commits import GitDataWriter
 from astraforge.policy.model import PERMISSIONS
 from astraforge.task import CIRun, FailedJob, ReviewNote
 
@@ -98,6 +100,9 @@ class GitHubForge:
 
     def git_auth(self) -> GitAuth:
         return GitAuth("x-access-token", self._token)
+
+    def commit_writer(self, author: Author) -> GitDataWriter:
+        return GitDataWriter(self._r(), self._call, author)
 
     def permission(self, user: str) -> str:
         import github

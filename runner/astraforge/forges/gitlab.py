@@ -10,7 +10,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from astraforge.branches import TRAILER
+from astraforge.branches import TRAILER, Author
 from astraforge.errors import ForgeError
 from astraforge.forges.base import (
     AlreadyExists,
@@ -85,6 +85,9 @@ class GitLabForge:
 
     def git_auth(self) -> GitAuth:
         return GitAuth("gitlab-ci-token" if self._job_token else "oauth2", self._token)
+
+    def commit_writer(self, author: Author) -> None:
+        return None  # commits are pushed with git (with ci.skip)
 
     def _user_id(self, user: str) -> int | None:
         with self._call(f"look up user {user}", "read_api"):

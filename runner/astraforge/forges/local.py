@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from astraforge.branches import Author
 from astraforge.errors import ForgeError
 from astraforge.forges.base import (
     AlreadyExists,
@@ -110,6 +111,9 @@ class LocalForge:
 
     def git_auth(self) -> GitAuth | None:
         return None
+
+    def commit_writer(self, author: Author) -> None:
+        return None  # a local bare repository: pushed with git
 
     def permission(self, user: str) -> str:
         return str(self._read(self.root / "permissions.json", {}).get(user, "none"))
