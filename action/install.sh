@@ -23,9 +23,15 @@ fi
 stamp=$( (echo "$venv"; cd "$action_path" && find pyproject.toml action/constraints.txt runner \
   prompts policies examples -type f -not -path '*/__pycache__/*' | sort | xargs cat) |
   sha256sum | cut -c1-16)
+report_version() {  # the action's `version` output
+  local version
+  version=$("$venv/bin/python" -c 'import astraforge; print(astraforge.__version__)')
+  echo "AstraForge $version"
+  if [ -n "${GITHUB_OUTPUT:-}" ]; then echo "version=$version" >> "$GITHUB_OUTPUT"; fi
+}
 if [ -x "$venv/bin/astraforge" ] && [ "$(cat "$venv/.astraforge-stamp" 2>/dev/null)" = "$stamp" ]; then
   echo "AstraForge runner already installed in $venv"
-  "$venv/bin/astraforge" --version
+  report_version
   exit 0
 fi
 echo "::group::Installing the AstraForge runner into $venv"
@@ -46,4 +52,4 @@ else
 fi
 echo "$stamp" > "$venv/.astraforge-stamp"
 echo "::endgroup::"
-"$venv/bin/astraforge" --version
+report_version

@@ -39,6 +39,15 @@ def test_precedence_cli_over_env_over_file_over_defaults(tmp_path: Path) -> None
     assert cfg.sandbox.image == "python:3.12-slim"  # a None flag changes nothing
 
 
+def test_the_actions_default_image_yields_to_any_other_setting(tmp_path: Path) -> None:
+    release = {"ASTRAFORGE_DEFAULT_SANDBOX_IMAGE": "ghcr.io/astraforge/astraforge-sandbox:0.1.0"}
+    assert config.load(tmp_path, env=release).sandbox.image.endswith("astraforge-sandbox:0.1.0")
+    write(tmp_path, "sandbox:\n  image: node:22-bookworm\n")
+    assert config.load(tmp_path, env=release).sandbox.image == "node:22-bookworm"  # the repo's
+    chosen = {**release, "ASTRAFORGE_SANDBOX_IMAGE": "python:3.13-slim"}  # the input
+    assert config.load(tmp_path, env=chosen).sandbox.image == "python:3.13-slim"
+
+
 def test_empty_action_inputs_mean_unset(tmp_path: Path) -> None:
     write(tmp_path, "trigger:\n  label: fixme\n")
     cfg = config.load(tmp_path, env={"ASTRAFORGE_TRIGGER_LABEL": "", "ASTRAFORGE_DRAFT": " "})

@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 CONFIG_FILES = (".astraforge.yml", ".astraforge.yaml")
 MAX_CONFIG_BYTES = 1024 * 1024
 CONFIG_FILE_ENV = "ASTRAFORGE_CONFIG_FILE"
+# Defaults a CI integration brings (the action: its release's sandbox image); anything a
+# repository's file, the environment or a flag says wins over them.
+DEFAULT_FIELDS: dict[str, str] = {"ASTRAFORGE_DEFAULT_SANDBOX_IMAGE": "sandbox.image"}
 SETTINGS_FILE_ENV = "ASTRAFORGE_SETTINGS_FILE"
 
 # Environment variables (action inputs and GitLab template inputs pass through these).
@@ -185,10 +188,10 @@ def _decode(raw: bytes, origin: str) -> str:
         raise ConfigError(f"{origin}: not UTF-8", "save the file as UTF-8") from None
 
 
-def env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
+def env_overrides(env: Mapping[str, str], fields: Mapping[str, str] = ENV_FIELDS) -> dict[str, Any]:
     """The settings the environment gives; empty variables count as unset."""
     overrides: dict[str, Any] = {}
-    for name, dotted in ENV_FIELDS.items():
+    for name, dotted in fields.items():
         value = env.get(name, "").strip()
         if value:
             if dotted in LIST_FIELDS:
@@ -317,7 +320,8 @@ def load(
     data, repo_origin = _repository_file(repo, named, env)
     validate(data, repo_origin)  # name the file when the file itself is wrong
     kept, budgets, warnings = _untrusted(data, repo_origin, trusted_config)
-    config = validate(_merge(_merge(kept, trusted), flags), f"{repo_origin} + environment + flags")
+    merged = _merge(_merge(_merge(env_overrides(env, DEFAULT_FIELDS), kept), trusted), flags)
+    config = validate(merged, f"{repo_origin} + environment + flags")
     if budgets:
         lowered = config.budgets.model_dump() | budgets
         config = config.model_copy(update={"budgets": Budgets.model_validate(lowered)})
