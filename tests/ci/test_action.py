@@ -168,6 +168,10 @@ def test_issue_labeled(tmp_path: Path) -> None:
     status = server.comments[payload["issue"]["number"]]
     assert len(status) == 1
     assert "proposes a fix" in status[0]["body"]
+    assert re.fullmatch(r"\d+\.\d+\.\d+\S*", outputs(result.stdout)["version"])  # from git
+    # On the local GitHub the fix commit went through the Git Data API, signed.
+    assert any(r.path == "/graphql" for r in server.requests)
+    assert not any(r.path.endswith("git-receive-pack") for r in server.requests)
 
 
 def test_the_second_run_installs_from_the_restored_cache(tmp_path: Path) -> None:

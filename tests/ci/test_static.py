@@ -12,9 +12,10 @@ import yaml
 from tests.ci.conftest import ROOT, tool
 
 WORKFLOWS = sorted((ROOT / "action" / "workflows").glob("*.yml"))
+OWN = sorted((ROOT / ".github" / "workflows").glob("*.yml"))  # release.yml, ci.yml
 
 
-@pytest.mark.parametrize("path", [ROOT / "action.yml", *WORKFLOWS], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [ROOT / "action.yml", *WORKFLOWS, *OWN], ids=lambda p: p.name)
 def test_zizmor_finds_nothing(path: Path) -> None:
     result = subprocess.run(
         [tool("zizmor"), "--offline", "--config", str(ROOT / "action" / "zizmor.yml"), str(path)],
@@ -28,7 +29,10 @@ def test_zizmor_finds_nothing(path: Path) -> None:
 
 def test_actionlint_finds_nothing() -> None:
     result = subprocess.run(
-        [tool("actionlint"), *map(str, WORKFLOWS)], capture_output=True, text=True, check=False
+        [tool("actionlint"), *map(str, [*WORKFLOWS, *OWN])],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -79,6 +83,7 @@ def test_action_passes_inputs_through_env_only() -> None:
         "output_tokens",
         "turns",
         "duration_seconds",
+        "version",
     }
     for step in action["runs"]["steps"]:
         assert "${{" not in step.get("run", "")
