@@ -31,8 +31,8 @@ def version() -> str:
 
 
 def tagged_copy(dest: Path, tag: str) -> Path:
-    """This repository's files (tracked and new) in a fresh repository, tagged ``tag``, with
-    the CHANGELOG entry dated, as `scripts/release.py bump` leaves it for a release."""
+    """This repository's files (tracked and new) in a fresh repository, tagged ``tag`` and its
+    major version, with the CHANGELOG entry dated, as `scripts/release.py bump` leaves it."""
     listed = subprocess.run(
         ["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         capture_output=True,
@@ -53,6 +53,7 @@ def tagged_copy(dest: Path, tag: str) -> Path:
     git(dest, "add", "-A")
     git(dest, "commit", "-qm", f"Release {tag}")
     git(dest, "tag", tag)
+    git(dest, "tag", tag.split(".")[0])  # the major tag, moved by an earlier release
     return dest
 
 
