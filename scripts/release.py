@@ -6,7 +6,8 @@
 The package's own version comes from the tag (hatch-vcs); these files cannot, so the release
 commit names the version and the release workflow refuses a tag they do not match:
 
-- the GitLab component's (and its remote-include copy's) ``runner_package`` pin;
+- the GitLab component's (and its remote-include copy's) ``runner_package`` pin, and the
+  ``include: component:`` lines that show the version (the template, README.md);
 - the sandbox image the action uses by default (action.yml);
 - the newest entry of CHANGELOG.md (``## 1.2.0 - 2026-12-02``; ``(unreleased)`` before).
 
@@ -24,23 +25,28 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 VERSION = r"\d+\.\d+\.\d+(?:(?:a|b|rc)\d+)?"
 TAG = re.compile(rf"^v({VERSION})$")
-PINS = {  # file -> pattern whose group 1 is the version
-    "templates/astraforge.yml": rf"default: astraforge==({VERSION})\n",
-    "gitlab-ci/astraforge.gitlab-ci.yml": rf"default: astraforge==({VERSION})\n",
-    "action.yml": rf"ghcr\.io/astraforge/astraforge-sandbox:({VERSION})\n",
-}
+COMPONENT = rf"component: \$CI_SERVER_FQDN/astraforge/astraforge/astraforge@({VERSION})\n"
+PINS = [  # (file, pattern whose group 1 is the version)
+    ("templates/astraforge.yml", rf"default: astraforge==({VERSION})\n"),
+    ("templates/astraforge.yml", COMPONENT),  # the usage comment
+    ("gitlab-ci/astraforge.gitlab-ci.yml", rf"default: astraforge==({VERSION})\n"),
+    ("gitlab-ci/astraforge.gitlab-ci.yml", COMPONENT),
+    ("action.yml", rf"ghcr\.io/astraforge/astraforge-sandbox:({VERSION})\n"),
+    ("README.md", COMPONENT),
+]
 CHANGELOG = "CHANGELOG.md"
 ENTRY = re.compile(rf"^## ({VERSION})(?: - (\d{{4}}-\d\d-\d\d)| \(unreleased\))$", re.MULTILINE)
 
 
-def versions(root: Path) -> dict[str, str | None]:
-    """The version each place names (None: it names none)."""
-    found: dict[str, str | None] = {}
-    for name, pattern in PINS.items():
+def versions(root: Path) -> list[tuple[str, str | None]]:
+    """(place, the version it names or None), for each place."""
+    found: list[tuple[str, str | None]] = []
+    for name, pattern in PINS:
         match = re.search(pattern, (root / name).read_text())
-        found[name] = match[1] if match else None
+        what = "pin" if "==" in pattern else "image" if "ghcr" in pattern else "include line"
+        found.append((f"{name} ({what})", match[1] if match else None))
     entry = ENTRY.search((root / CHANGELOG).read_text())
-    found[CHANGELOG] = entry[1] if entry else None
+    found.append((f"{CHANGELOG} (newest entry)", entry[1] if entry else None))
     return found
 
 
@@ -57,7 +63,7 @@ def check(root: Path, tag: str) -> list[str]:
     version, fix = match[1], f"run `python scripts/release.py bump {match[1]}`, commit, tag again"
     problems = [
         f"{name} names {found or 'no version'}, the tag {tag}: {fix}"
-        for name, found in versions(root).items()
+        for name, found in versions(root)
         if found != version
     ]
     if not problems and not released(root, version):
@@ -67,13 +73,12 @@ def check(root: Path, tag: str) -> list[str]:
 
 def bump(root: Path, version: str, today: datetime.date) -> None:
     """Name ``version`` everywhere; its CHANGELOG entry gets today's date."""
-    for name, pattern in PINS.items():
+    for name, pattern in PINS:
         path = root / name
         text = path.read_text()
-        new = re.sub(pattern, lambda m: m[0].replace(m[1], version), text, count=1)
-        if new == text and f"{version}\n" not in text:
+        if not re.search(pattern, text):
             raise SystemExit(f"{name}: no version to replace (pattern {pattern!r})")
-        path.write_text(new)
+        path.write_text(re.sub(pattern, lambda m: m[0].replace(m[1], version), text, count=1))
     path = root / CHANGELOG
     text = path.read_text()
     entry = ENTRY.search(text)
@@ -98,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {args.version!r} is not MAJOR.MINOR.PATCH", file=sys.stderr)
             return 2
         bump(args.root, args.version, datetime.date.today())
-        print(f"named {args.version} in {', '.join([*PINS, CHANGELOG])}")
+        print(f"named {args.version} in {', '.join(sorted({name for name, _ in PINS}))}")
         return 0
     problems = check(args.root, args.tag)
     for problem in problems:

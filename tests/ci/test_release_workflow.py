@@ -151,7 +151,7 @@ def test_a_tag_the_files_do_not_name_fails_the_build_before_anything_is_built(
     git(ws, "tag", "v9.9.9")
     result, dist = run_build(tmp_path, ws, "v9.9.9")
     assert result.returncode != 0
-    assert "templates/astraforge.yml names" in result.stdout + result.stderr
+    assert "templates/astraforge.yml (pin) names" in result.stdout + result.stderr
     assert "run `python scripts/release.py bump 9.9.9`" in result.stdout + result.stderr
     assert not dist.exists()
 

@@ -19,6 +19,7 @@ FILES = [
     "templates/astraforge.yml",
     "gitlab-ci/astraforge.gitlab-ci.yml",
     "action.yml",
+    "README.md",
     "CHANGELOG.md",
 ]
 
@@ -85,7 +86,7 @@ def test_bump_dates_the_open_entry_and_names_the_version_everywhere(copy: Path) 
     assert release(copy, "check", f"v{version}").returncode == 1
     changelog = (copy / "CHANGELOG.md").read_text()
     assert changelog.index(f"## 0.2.0 - {today}\n") < changelog.index(f"## {version} - {today}")
-    for name in FILES[:3]:
+    for name in FILES[:4]:
         assert "0.2.0" in (copy / name).read_text(), name
         assert f"=={version}" not in (copy / name).read_text(), name
 
@@ -93,7 +94,7 @@ def test_bump_dates_the_open_entry_and_names_the_version_everywhere(copy: Path) 
 @pytest.mark.parametrize(
     ("tag", "says"),
     [
-        ("v9.9.9", "templates/astraforge.yml names "),
+        ("v9.9.9", "templates/astraforge.yml (pin) names "),
         ("v1", "is not vMAJOR.MINOR.PATCH"),
         ("1.0.0", "is not vMAJOR.MINOR.PATCH"),
     ],
@@ -108,7 +109,8 @@ def test_a_tag_the_files_do_not_name_is_refused_with_the_fix(
     assert says in first
     if tag == "v9.9.9":
         assert "run `python scripts/release.py bump 9.9.9`" in first
-        assert len(result.stderr.splitlines()) == 4  # the two pins, the image, the changelog
+        # the two pins, their two include lines, the image, README's include line, the entry
+        assert len(result.stderr.splitlines()) == 7
 
 
 def test_an_undated_entry_is_not_released(copy: Path) -> None:
@@ -121,3 +123,22 @@ def test_an_undated_entry_is_not_released(copy: Path) -> None:
     result = release(copy, "check", f"v{version}")
     assert result.returncode == 1
     assert "as unreleased" in result.stderr
+
+
+@pytest.mark.parametrize("matches", [True, False])
+def test_the_gitlab_release_job_refuses_a_tag_the_component_does_not_pin(matches: bool) -> None:
+    import yaml
+
+    job = yaml.safe_load((ROOT / ".gitlab-ci.yml").read_text())["release"]
+    tag = f"v{newest_changelog_version()}" if matches else "v9.9.9"
+    result = subprocess.run(
+        ["sh", "-ec", job["script"][0]],
+        cwd=ROOT,
+        env={"CI_COMMIT_TAG": tag, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (result.returncode == 0) is matches, result.stdout + result.stderr
+    if not matches:
+        assert "does not pin astraforge==9.9.9: run scripts/release.py bump" in result.stdout
