@@ -73,6 +73,22 @@ def shared_install_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
     os.environ.pop("ASTRAFORGE_ACT_CACHE", None)
 
 
+WHEELHOUSE = ROOT / ".cache" / "wheelhouse"  # filled by .ci/run: the runner, its pins, uv
+
+
+def offline_install() -> dict[str, str]:
+    """Environment that makes the action's and the component's installs (pip for uv, then
+    uv) take every package from the local wheelhouse: no test reaches a package index."""
+    if not any(WHEELHOUSE.glob("uv-*.whl")):
+        raise RuntimeError(f"no wheelhouse at {WHEELHOUSE}: run .ci/run first")
+    return {
+        "PIP_NO_INDEX": "1",
+        "PIP_FIND_LINKS": str(WHEELHOUSE),
+        "UV_NO_INDEX": "1",
+        "UV_FIND_LINKS": str(WHEELHOUSE),
+    }
+
+
 def tool(name: str) -> str:
     found = shutil.which(name) or str(Path(sys.executable).parent / name)
     if not Path(found).exists():

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.ci.conftest import FLOOR, STANDINS, project_copy, tool
+from tests.ci.conftest import FLOOR, STANDINS, offline_install, project_copy, tool
 from tests.conftest import load_fixture
 from tests.servers.github import FakeGitHub
 from tests.servers.llm import ScriptedLLM, call, reply, scripted
@@ -98,6 +98,7 @@ def run_act(
         f"ACT_ARTIFACTS={artifacts}",
         "--env",
         f"ACT_CACHE={act_cache or os.environ.get('ASTRAFORGE_ACT_CACHE') or tmp_path / 'cache'}",
+        *[arg for key, value in offline_install().items() for arg in ("--env", f"{key}={value}")],
         "-s",
         f"GITHUB_TOKEN={TOKEN}",
         "-s",

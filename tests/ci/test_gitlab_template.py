@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.ci.conftest import FLOOR, ROOT, project_copy, tool
+from tests.ci.conftest import FLOOR, ROOT, offline_install, project_copy, tool
 from tests.ci.test_action import FIX
 from tests.conftest import load_fixture
 from tests.servers.gitlab import FakeGitLab
@@ -51,7 +51,7 @@ def run_pipeline(
         "OPENAI_BASE_URL": llm.url,
         "OPENAI_API_KEY": "sk-test-" + "GlLlmKey00" * 3,
     }
-    for key, value in {**base, **variables}.items():
+    for key, value in {**base, **offline_install(), **variables}.items():
         command += ["--variable", f"{key}={value}"]
     result = subprocess.run(
         command, cwd=project, capture_output=True, text=True, timeout=900, check=False
