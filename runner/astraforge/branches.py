@@ -220,6 +220,11 @@ class PushResult:
     how: str = "push"  # "push", or "api" (written through the forge's API)
     note: str = ""
 
+    @classmethod
+    def wrote(cls, branch: str, commit: str, attempt: int, written: Written) -> PushResult:
+        """The result of an accepted write: how it was written, from ``written``."""
+        return cls(branch, commit, True, attempt, written.verified, written.how, written.note)
+
 
 def _rejected(branch: str, detail: str) -> PushRejected:
     lines = [ln for ln in detail.splitlines() if ln.strip()]
@@ -250,9 +255,8 @@ def publish_branch(
     work = WorkRepo(checkout)
     try:
         commit, tree = work.commit(base, patch, message, author)
-        last = ""
+        last, tip = "", work.remote_tip(url, branch, auth)
         for attempt in range(1, attempts + 1):
-            tip = work.remote_tip(url, branch, auth)
             if tip is not None:
                 work.fetch(url, branch, auth)
                 if work.git("rev-parse", f"{tip}^{{tree}}").strip() == tree:
@@ -269,18 +273,12 @@ def publish_branch(
                     )
             written = writer.write(work, branch, commit, tip)
             if written.accepted:
-                return PushResult(
-                    branch,
-                    written.commit,
-                    True,
-                    attempt,
-                    written.verified,
-                    written.how,
-                    written.note,
-                )
+                return PushResult.wrote(branch, written.commit, attempt, written)
             last = written.detail
-            if work.remote_tip(url, branch, auth) == tip:
+            moved = work.remote_tip(url, branch, auth)
+            if moved == tip:
                 break  # the branch did not move: a refusal, not a lost race
+            tip = moved  # a lost race: look again from the new tip
         raise _rejected(branch, last)
     finally:
         work.close()
@@ -333,15 +331,7 @@ class FetchedBranch:
                 self.tip = written.commit
                 if written.commit != commit:  # the forge made its own commit object: fetch it
                     self.tip = self.work.fetch(self.url, self.branch, self.auth)
-                return PushResult(
-                    self.branch,
-                    self.tip,
-                    True,
-                    attempt,
-                    written.verified,
-                    written.how,
-                    written.note,
-                )
+                return PushResult.wrote(self.branch, self.tip, attempt, written)
             last = written.detail
             moved = self.work.fetch(self.url, self.branch, self.auth)
             if moved == tip:

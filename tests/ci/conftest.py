@@ -4,12 +4,14 @@ server, the scripted model server, and the real Docker sandbox."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.servers.llm import call, reply
@@ -87,6 +89,55 @@ def offline_install() -> dict[str, str]:
         "UV_NO_INDEX": "1",
         "UV_FIND_LINKS": str(WHEELHOUSE),
     }
+
+
+# The actions the workflows pin, served by the stand-ins in actions/ (GitHub is not reachable).
+CHECKOUT_SHA = "08c6903cd8c0fde910a37f88322edcfb5dd907a8"
+UPLOAD_SHA = "b7c566a772e6b6bfb58ed0dc250532a479d7789f"
+CACHE_SHA = "5a3ec84eff668545956fd18022155c47e93e2684"  # action.yml's install cache
+
+
+def act(
+    tmp_path: Path, ws: Path, event: str, payload: dict[str, Any], workflow: str, *args: str
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """Run ``workflow`` of ``ws`` with act in host mode on ``event``, the pinned actions
+    served by the stand-ins and every install from the wheelhouse; (result, the folder the
+    upload-artifact stand-in copies into). ``args`` go to act (``-j``, ``--env``, ``-s``)."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    event_file = tmp_path / "event.json"
+    event_file.write_text(json.dumps(payload))
+    artifacts = tmp_path / "artifacts"
+    command = [
+        tool("act"),
+        event,
+        "-e",
+        str(event_file),
+        "-W",
+        f".github/workflows/{workflow}",
+        "-P",
+        "ubuntu-latest=-self-hosted",
+        "-P",
+        "ubuntu-24.04=-self-hosted",
+        "--local-repository",
+        f"actions/checkout@{CHECKOUT_SHA}={STANDINS / 'checkout'}",
+        "--local-repository",
+        f"actions/upload-artifact@{UPLOAD_SHA}={STANDINS / 'upload-artifact'}",
+        "--local-repository",
+        f"actions/cache@{CACHE_SHA}={STANDINS / 'cache'}",
+        "--action-offline-mode",
+        "--action-cache-path",
+        str(tmp_path / "act-cache"),
+        "--env",
+        f"ACT_ARTIFACTS={artifacts}",
+        *[arg for key, value in offline_install().items() for arg in ("--env", f"{key}={value}")],
+        *args,
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "ACTIONS_"))}
+    result = subprocess.run(
+        command, cwd=ws, capture_output=True, text=True, env=env, timeout=900, check=False
+    )
+    (tmp_path / "act.log").write_text(result.stdout + result.stderr)
+    return result, artifacts
 
 
 def tool(name: str) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.ci.conftest import FLOOR, STANDINS, offline_install, project_copy, tool
+from tests.ci.conftest import FLOOR, act, project_copy
 from tests.conftest import load_fixture
 from tests.servers.github import FakeGitHub
 from tests.servers.llm import ScriptedLLM, call, reply, scripted
@@ -18,9 +18,6 @@ from tests.servers.llm import ScriptedLLM, call, reply, scripted
 from astraforge.events import forwarded
 from astraforge.events import sentry as sentry_events
 
-CHECKOUT_SHA = "08c6903cd8c0fde910a37f88322edcfb5dd907a8"  # the pins of the example workflows
-UPLOAD_SHA = "b7c566a772e6b6bfb58ed0dc250532a479d7789f"
-CACHE_SHA = "5a3ec84eff668545956fd18022155c47e93e2684"  # action.yml's install cache
 TOKEN = "ghs_" + "ActRunToken" * 4
 LLM_KEY = "sk-test-" + "ActLlmKey0" * 3
 FIX = [
@@ -68,47 +65,24 @@ def run_act(
     llm: ScriptedLLM,
     act_cache: Path | None = None,
 ) -> Run:
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    event_file = tmp_path / "event.json"
-    event_file.write_text(json.dumps(payload))
-    artifacts = tmp_path / "artifacts"
-    command = [
-        tool("act"),
+    cache = act_cache or os.environ.get("ASTRAFORGE_ACT_CACHE") or tmp_path / "cache"
+    result, artifacts = act(
+        tmp_path,
+        ws,
         event,
-        "-e",
-        str(event_file),
-        "-W",
-        f".github/workflows/{workflow_file}",
-        "-P",
-        "ubuntu-latest=-self-hosted",
-        "--local-repository",
-        f"actions/checkout@{CHECKOUT_SHA}={STANDINS / 'checkout'}",
-        "--local-repository",
-        f"actions/upload-artifact@{UPLOAD_SHA}={STANDINS / 'upload-artifact'}",
-        "--local-repository",
-        f"actions/cache@{CACHE_SHA}={STANDINS / 'cache'}",
-        "--action-offline-mode",
-        "--action-cache-path",
-        str(tmp_path / "act-cache"),
+        payload,
+        workflow_file,
         "--env",
         f"GITHUB_API_URL={server.url}",
         "--env",
         f"OPENAI_BASE_URL={llm.url}",
         "--env",
-        f"ACT_ARTIFACTS={artifacts}",
-        "--env",
-        f"ACT_CACHE={act_cache or os.environ.get('ASTRAFORGE_ACT_CACHE') or tmp_path / 'cache'}",
-        *[arg for key, value in offline_install().items() for arg in ("--env", f"{key}={value}")],
+        f"ACT_CACHE={cache}",
         "-s",
         f"GITHUB_TOKEN={TOKEN}",
         "-s",
         f"OPENAI_API_KEY={LLM_KEY}",
-    ]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "ACTIONS_"))}
-    result = subprocess.run(
-        command, cwd=ws, capture_output=True, text=True, env=env, timeout=900, check=False
     )
-    (tmp_path / "act.log").write_text(result.stdout + result.stderr)
     return result, artifacts / "astraforge-run"
 
 

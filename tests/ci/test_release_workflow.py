@@ -16,10 +16,8 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.ci.conftest import ROOT, STANDINS, WHEELHOUSE, git, offline_install, tool
+from tests.ci.conftest import ROOT, WHEELHOUSE, act, git
 
-CHECKOUT_SHA = "08c6903cd8c0fde910a37f88322edcfb5dd907a8"
-UPLOAD_SHA = "b7c566a772e6b6bfb58ed0dc250532a479d7789f"
 WORKFLOW = ROOT / ".github" / "workflows" / "release.yml"
 
 
@@ -57,36 +55,8 @@ def tagged_copy(dest: Path, tag: str) -> Path:
 
 
 def run_build(tmp_path: Path, ws: Path, tag: str) -> tuple[subprocess.CompletedProcess[str], Path]:
-    event = tmp_path / "event.json"
-    event.write_text(json.dumps({"ref": f"refs/tags/{tag}", "ref_name": tag, "created": True}))
-    artifacts = tmp_path / "artifacts"
-    command = [
-        tool("act"),
-        "push",
-        "-e",
-        str(event),
-        "-W",
-        ".github/workflows/release.yml",
-        "-j",
-        "build",
-        "-P",
-        "ubuntu-24.04=-self-hosted",
-        "--local-repository",
-        f"actions/checkout@{CHECKOUT_SHA}={STANDINS / 'checkout'}",
-        "--local-repository",
-        f"actions/upload-artifact@{UPLOAD_SHA}={STANDINS / 'upload-artifact'}",
-        "--action-offline-mode",
-        "--action-cache-path",
-        str(tmp_path / "act-cache"),
-        "--env",
-        f"ACT_ARTIFACTS={artifacts}",
-        *[arg for key, value in offline_install().items() for arg in ("--env", f"{key}={value}")],
-    ]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "ACTIONS_"))}
-    result = subprocess.run(
-        command, cwd=ws, capture_output=True, text=True, env=env, timeout=900, check=False
-    )
-    (tmp_path / "act.log").write_text(result.stdout + result.stderr)
+    event = {"ref": f"refs/tags/{tag}", "ref_name": tag, "created": True}
+    result, artifacts = act(tmp_path, ws, "push", event, "release.yml", "-j", "build")
     return result, artifacts / "dist"
 
 

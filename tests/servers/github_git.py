@@ -232,12 +232,16 @@ def add_routes(gh: FakeGitHub) -> None:
         sha = objects.build_tree(body.get("base_tree"), body["tree"])
         return Response(201, objects.tree_json(sha))
 
+    def existing(request: Request, kind: str) -> str:
+        """The sha of a GET for an object of ``kind``; 404 when the repository has none."""
+        gh._repo(request)
+        if objects.kind(request.params["sha"]) != kind:
+            raise HTTPError(404, {"message": "Not Found"})
+        return request.params["sha"]
+
     @gh.route("GET", REPO + r"/git/trees/(?P<sha>[0-9a-f]{40})")
     def get_tree(request: Request) -> Any:
-        gh._repo(request)
-        if objects.kind(request.params["sha"]) != "tree":
-            raise HTTPError(404, {"message": "Not Found"})
-        return objects.tree_json(request.params["sha"])
+        return objects.tree_json(existing(request, "tree"))
 
     @gh.route("POST", REPO + r"/git/commits")
     def create_commit(request: Request) -> Any:
@@ -247,10 +251,7 @@ def add_routes(gh: FakeGitHub) -> None:
 
     @gh.route("GET", REPO + r"/git/commits/(?P<sha>[0-9a-f]{40})")
     def get_commit(request: Request) -> Any:
-        gh._repo(request)
-        if objects.kind(request.params["sha"]) != "commit":
-            raise HTTPError(404, {"message": "Not Found"})
-        return objects.commit_json(request.params["sha"])
+        return objects.commit_json(existing(request, "commit"))
 
     @gh.route("POST", r"/graphql")
     def graphql(request: Request) -> Any:
